@@ -1,0 +1,149 @@
+"""The `medattn` command line: thin Typer commands that call the library and print with rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from medattn.errors import SpecError, UserError
+
+app = typer.Typer(help="Does adding attention to my CNN help on my medical images?", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataDir = typer.Option(None, "--data-dir", help="Where dataset files live (default: $MEDATTN_DATA).")
+CacheDir = typer.Option(None, "--cache-dir", help="Decoded-image cache (default: $MEDATTN_CACHE or ~/.cache/medattn).")
+Download = typer.Option(False, "--download", help="Allow downloading missing public datasets.")
+
+
+def _context(data_dir: Path | None, cache_dir: Path | None, download: bool):
+    from medattn.data.spec import LoadContext
+
+    return LoadContext.from_env(data_dir, cache_dir, download)
+
+
+@data_app.command("info")
+def data_info(spec: str = typer.Argument(..., help="Dataset spec, e.g. medmnist:pneumoniamnist?size=28"),
+              data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download) -> None:
+    """Print splits, class counts, groups, concepts and the cache location of a dataset."""
+    from medattn.data.spec import load_dataset
+
+    data = load_dataset(spec, _context(data_dir, cache_dir, download))
+    table = Table(title=f"{data.name}: {data.images.shape[0]} images, {data.in_chans}x{data.image_size}x"
+                        f"{data.image_size}, {data.num_classes} classes")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    for name in data.class_names:
+        table.add_column(name, justify="right")
+    if data.group is not None:
+        table.add_column("groups", justify="right")
+    for split in data.split_names:
+        mask = data.split == split
+        row = [split, str(int(mask.sum())), *map(str, data.class_counts(split))]
+        if data.group is not None:
+            row.append(str(len(set(data.group[mask].tolist()))))
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"source: {data.source}")
+    console.print(f"masks: {'yes' if data.masks is not None else 'no'}"
+                  + (f"; artefact masks: {', '.join(data.artefact_masks)}" if data.artefact_masks else ""))
+    if data.concepts is not None:
+        console.print(f"concepts/metadata: {', '.join(map(str, data.concepts.columns))}")
+    console.print(f"cache: {data.cache_path or 'none (loaded directly)'}")
+
+
+@app.command()
+def train(
+    data: str = typer.Option(..., "--data", help="Dataset spec, e.g. medmnist:pneumoniamnist?size=28"),
+    out: Path = typer.Option(Path("runs/train"), "--out", help="Run directory for metrics, predictions, weights."),
+    backbone: str = typer.Option("resnet18", help="Backbone name (see `medattn models list`)."),
+    attention: str = typer.Option("none", help="Attention mechanism (see `medattn models list`)."),
+    epochs: int = typer.Option(10, help="Maximum number of epochs."),
+    seed: int = typer.Option(0, help="Random seed; a run is a pure function of (spec, seed)."),
+    config: Path = typer.Option(None, "--config", help="YAML with `model:` and `train:` sections (flags win)."),
+    lr: float = typer.Option(None, help="Learning rate."),
+    batch_size: int = typer.Option(None, help="Batch size."),
+    device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
+    data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download,
+) -> None:
+    """Train one model on one dataset and write metrics, per-sample predictions and a checkpoint."""
+    from medattn.data.spec import load_dataset
+    from medattn.train.config import ModelConfig, TrainConfig
+    from medattn.train.loop import train_run
+
+    sections = _read_yaml(config) if config else {}
+    model_cfg = _validated(ModelConfig, {**sections.get("model", {}), "backbone": backbone, "attention": attention},
+                           "model")
+    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+    train_cfg = _validated(TrainConfig, {**sections.get("train", {}),
+                                         **{k: v for k, v in overrides.items() if v is not None}}, "train")
+    dataset = load_dataset(data, _context(data_dir, cache_dir, download))
+    result = train_run(dataset, model_cfg, train_cfg, seed, out)
+    _print_metrics(result.metrics, f"{backbone}+{attention} on {dataset.name}, seed {seed}, best epoch "
+                                   f"{result.best_epoch}/{result.epochs_run}")
+    console.print(f"train {result.timing['train_images_per_s']:.0f} images/s; results in {out}/")
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("split")
+    names = list(next(iter(metrics.values())))
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, values in metrics.items():
+        table.add_row(split, *(f"{values[n]:.4f}" for n in names))
+    console.print(table)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise SpecError(f"{path}: file not found")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    unknown = set(content) - {"model", "train"}
+    if not isinstance(content, dict) or unknown:
+        raise SpecError(f"{path}: expected only `model:` and `train:` sections, found {sorted(unknown)}")
+    return content
+
+
+def _validated(cls, values: dict, section: str):
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in (section, *err["loc"]))
+        raise SpecError(f"{field}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def main() -> None:
+    """Entry point: run the Typer app, turning user errors into one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Batched on-device augmentation and normalisation of uint8 image batches (no per-sample Python)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from medattn.train.config import AugmentConfig
+
+
+def channel_stats(images: torch.Tensor, max_images: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (in [0, 1] units) of a uint8 (N, C, H, W) tensor, from at most `max_images`."""
+    step = max(1, images.shape[0] // max_images)
+    x = images[::step].float().div_(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return mean, std
+
+
+def to_float(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Normalise a uint8 batch to float (x/255 - mean)/std, resized to `size` if given."""
+    x = batch.float().div_(255)
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Randomly flip, rotate, scale, shift and colour-jitter a float batch in [0, 1], per sample, in one pass.
+
+    Random parameters are drawn on the CPU from `gen` so that runs are reproducible on any device.
+    """
+    if not cfg.enabled or cfg.strength == 0:
+        return x
+    b = x.shape[0]
+    x = _dihedral(x, cfg, gen)
+    x = _affine(x, cfg, gen)
+    return _colour(x, cfg, gen).clamp_(0, 1)
+
+
+def _coin(b: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return (torch.rand(b, generator=gen) < 0.5).to(device).view(b, 1, 1, 1)
+
+
+def _uniform(b: int, half_width: float, gen: torch.Generator) -> torch.Tensor:
+    return (torch.rand(b, generator=gen) * 2 - 1) * half_width
+
+
+def _dihedral(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random transposition + flips: with both flips on, this covers all 8 right-angle rotations/reflections."""
+    b = x.shape[0]
+    if cfg.rot90 and x.shape[-1] == x.shape[-2]:
+        x = torch.where(_coin(b, gen, x.device), x.transpose(-1, -2), x)
+    if cfg.hflip:
+        x = torch.where(_coin(b, gen, x.device), x.flip(-1), x)
+    if cfg.vflip:
+        x = torch.where(_coin(b, gen, x.device), x.flip(-2), x)
+    return x
+
+
+def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    b, s = x.shape[0], cfg.strength
+    angle = _uniform(b, math.radians(min(cfg.rotate_deg * s, 180.0)), gen)
+    scale = 1 + _uniform(b, min(cfg.scale * s, 0.9), gen)
+    shift = torch.stack([_uniform(b, cfg.translate * s * 2, gen), _uniform(b, cfg.translate * s * 2, gen)], 1)
+    if not (angle.any() or (scale != 1).any() or shift.any()):
+        return x
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _colour(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    b, s = x.shape[0], cfg.strength
+    view = (b, 1, 1, 1)
+    brightness = (1 + _uniform(b, min(cfg.brightness * s, 0.95), gen)).to(x.device).view(view)
+    contrast = (1 + _uniform(b, min(cfg.contrast * s, 0.95), gen)).to(x.device).view(view)
+    x = x * brightness
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean
+    if x.shape[1] == 3 and cfg.saturation > 0:
+        saturation = (1 + _uniform(b, min(cfg.saturation * s, 0.95), gen)).to(x.device).view(view)
+        gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = (x - gray) * saturation + gray
+    return x

@@ -1,0 +1,62 @@
+"""Typed, validated configuration of one training run (model + optimisation + augmentation)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Base for all specs: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(Strict):
+    """Batched on-device augmentation; `strength` scales every geometric and colour range at once."""
+
+    hflip: bool = True
+    vflip: bool = True
+    rot90: bool = True
+    rotate_deg: float = Field(15.0, ge=0, le=180)
+    scale: float = Field(0.1, ge=0, lt=1)
+    translate: float = Field(0.05, ge=0, lt=0.5)
+    brightness: float = Field(0.1, ge=0, lt=1)
+    contrast: float = Field(0.1, ge=0, lt=1)
+    saturation: float = Field(0.1, ge=0, lt=1)
+    strength: float = Field(1.0, ge=0, le=3)
+    enabled: bool = True
+
+
+class ModelConfig(Strict):
+    """Which network to build: backbone, attention mechanism, where it goes, and its options."""
+
+    backbone: str = "resnet18"
+    attention: str = "none"
+    placement: dict | None = None
+    attention_kwargs: dict = Field(default_factory=dict)
+    small_stem: bool | None = None  # None: automatic (images <= 64 px)
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainConfig(Strict):
+    """Optimisation, schedule, early stopping and output options of one run."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    warmup_epochs: float = Field(1.0, ge=0)
+    class_weighted: bool = False
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    early_stop_patience: int | None = Field(None, ge=1)
+    save_epochs: list[int] = Field(default_factory=list)
+    eval_batch_size: int = Field(512, ge=1)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    device: str = "auto"
+    amp: bool = True  # only used on CUDA
+    channels_last: bool = True  # only used on CUDA
+    progress: bool = True

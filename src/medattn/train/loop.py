@@ -1,0 +1,256 @@
+"""One training run: a pure function of (data, model config, train config, seed) that writes its artifacts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from medattn.data.imageset import ImageSet
+from medattn.errors import TrainingFailed
+from medattn.models.build import build_model
+from medattn.train.augment import augment, channel_stats, to_float
+from medattn.train.checkpoint import save_checkpoint
+from medattn.train.config import ModelConfig, TrainConfig
+from medattn.train.metrics import classification_metrics
+from medattn.train.progress import EpochProgress
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: per-split metrics, the training history, timing and artifact paths."""
+
+    status: str
+    best_epoch: int
+    epochs_run: int
+    metrics: dict[str, dict[str, float]]
+    history: list[dict]
+    timing: dict[str, float]
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Batches:
+    """The device-side view of the data a run needs: uint8 images, labels, split indices, normalisation."""
+
+    data: ImageSet
+    mean: torch.Tensor
+    std: torch.Tensor
+    size: int
+
+    def floats(self, idx: torch.Tensor) -> torch.Tensor:
+        return to_float(self.data.images[idx], self.mean, self.std, self.size)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_model(cfg: ModelConfig, data: ImageSet) -> nn.Module:
+    """Build the untrained network a ModelConfig describes for this dataset's classes, channels and size."""
+    return build_model(cfg.backbone, cfg.attention, num_classes=data.num_classes, in_chans=data.in_chans,
+                       image_size=data.image_size, small_stem=cfg.small_stem, drop_rate=cfg.drop_rate,
+                       placement=cfg.placement, **cfg.attention_kwargs)
+
+
+def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, out_dir: Path | None,
+              on_epoch: EpochCallback | None = None) -> RunResult:
+    """Train with early stopping on validation balanced accuracy, evaluate every non-train split, save artifacts."""
+    device = resolve_device(train_cfg.device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    data = data.to(device)
+    train_idx, val_idx = data.indices("train"), data.indices("val")
+    mean, std = channel_stats(data.images[train_idx])
+    batches = _Batches(data, mean.to(device), std.to(device), data.image_size)
+    model = make_model(model_cfg, data).to(device)
+    use_cuda = device.type == "cuda"
+    if use_cuda and train_cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = _steps_per_epoch(len(train_idx), train_cfg.batch_size)
+    optimizer = _optimizer(model, train_cfg)
+    schedule = _cosine_with_warmup(optimizer, train_cfg, steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(data, train_idx, train_cfg),
+                                  label_smoothing=train_cfg.label_smoothing)
+    sidecar = _sidecar(data, model_cfg, train_cfg, seed, batches)
+
+    history: list[dict] = []
+    best = {"score": -math.inf, "epoch": 0, "state": None}
+    artifacts: dict[str, str] = {}
+    train_seconds, images_seen = 0.0, 0
+    with EpochProgress(train_cfg.epochs, enabled=train_cfg.progress) as progress:
+        for epoch in range(1, train_cfg.epochs + 1):
+            start = time.perf_counter()
+            loss = _train_epoch(model, batches, train_idx, train_cfg, optimizer, schedule, loss_fn, gen, use_cuda)
+            if use_cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            train_seconds += seconds
+            images_seen += steps_per_epoch * min(train_cfg.batch_size, len(train_idx))
+            if not math.isfinite(loss):
+                _fail(out_dir, epoch, history, f"training loss is {loss} at epoch {epoch}", sidecar)
+            val = _evaluate(model, batches, val_idx, train_cfg, use_cuda)[0]
+            row = {"epoch": epoch, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+                   **{f"val_{k}": v for k, v in val.items()}}
+            history.append(row)
+            progress.update(epoch, loss, val["balanced_accuracy"])
+            if val["balanced_accuracy"] > best["score"]:
+                best = {"score": val["balanced_accuracy"], "epoch": epoch, "state": _cpu_state(model)}
+            if out_dir is not None and epoch in train_cfg.save_epochs:
+                path = save_checkpoint(model.state_dict(), out_dir / f"epoch_{epoch:03d}.safetensors",
+                                       {**sidecar, "epoch": epoch})
+                artifacts[f"checkpoint_epoch_{epoch}"] = str(path)
+            if on_epoch is not None:
+                on_epoch(epoch, val)
+            patience = train_cfg.early_stop_patience
+            if patience is not None and epoch - best["epoch"] >= patience:
+                break
+
+    model.load_state_dict(best["state"])
+    metrics, predictions, eval_ips = _evaluate_all(model, batches, train_cfg, use_cuda)
+    timing = {"train_images_per_s": images_seen / max(train_seconds, 1e-9), "eval_images_per_s": eval_ips,
+              "train_seconds": train_seconds}
+    result = RunResult("ok", best["epoch"], len(history), metrics, history, timing, artifacts)
+    if out_dir is not None:
+        _write_artifacts(out_dir, result, predictions, best["state"], {**sidecar, "epoch": best["epoch"]})
+    return result
+
+
+def _steps_per_epoch(n: int, batch_size: int) -> int:
+    # The ragged last batch is dropped (a batch of one breaks BatchNorm) unless it is the only one.
+    return max(1, n // batch_size)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _cosine_with_warmup(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _class_weights(data: ImageSet, train_idx: torch.Tensor, cfg: TrainConfig) -> torch.Tensor | None:
+    if not cfg.class_weighted:
+        return None
+    counts = torch.bincount(data.labels[train_idx], minlength=data.num_classes).float().clamp_min(1)
+    return counts.sum() / (len(counts) * counts)
+
+
+def _train_epoch(model, batches: _Batches, train_idx, cfg: TrainConfig, optimizer, schedule, loss_fn,
+                 gen: torch.Generator, use_cuda: bool) -> float:
+    model.train()
+    order = train_idx[torch.randperm(len(train_idx), generator=gen).to(train_idx.device)]
+    steps = _steps_per_epoch(len(order), cfg.batch_size)
+    total = torch.zeros((), device=order.device)
+    for step in range(steps):
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        x = augment(batches.data.images[idx].float().div_(255), cfg.augment, gen)
+        x = (x - batches.mean.view(1, -1, 1, 1)) / batches.std.view(1, -1, 1, 1)
+        if use_cuda and cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp):
+            loss = loss_fn(model(x), batches.data.labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total += loss.detach()
+    return float(total) / steps
+
+
+@torch.inference_mode()
+def _evaluate(model, batches: _Batches, idx: torch.Tensor, cfg: TrainConfig, use_cuda: bool):
+    """Metrics and class probabilities (numpy) for the images at `idx`."""
+    model.eval()
+    probs = []
+    for start in range(0, len(idx), cfg.eval_batch_size):
+        x = batches.floats(idx[start:start + cfg.eval_batch_size])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp):
+            probs.append(model(x).float().softmax(1))
+    p = torch.cat(probs).cpu().numpy().astype(np.float64)
+    labels = batches.data.labels[idx].cpu().numpy()
+    return classification_metrics(labels, p), p
+
+
+def _evaluate_all(model, batches: _Batches, cfg: TrainConfig, use_cuda: bool):
+    metrics, predictions, seconds, count = {}, {}, 0.0, 0
+    for split in batches.data.split_names:
+        if split == "train":
+            continue
+        idx = batches.data.indices(split)
+        start = time.perf_counter()
+        metrics[split], probs = _evaluate(model, batches, idx, cfg, use_cuda)
+        seconds += time.perf_counter() - start
+        count += len(idx)
+        predictions[split] = _prediction_table(idx, batches.data.labels[idx], probs)
+    return metrics, predictions, count / max(seconds, 1e-9)
+
+
+def _prediction_table(idx: torch.Tensor, labels: torch.Tensor, probs: np.ndarray) -> pd.DataFrame:
+    table = pd.DataFrame({"index": idx.cpu().numpy(), "label": labels.cpu().numpy()})
+    for k in range(probs.shape[1]):
+        table[f"prob_{k}"] = probs[:, k]
+    return table
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, batches: _Batches) -> dict:
+    return {
+        "model": model_cfg.model_dump(), "train": train_cfg.model_dump(), "seed": seed,
+        "data": {"name": data.name, "source": data.source, "class_names": data.class_names,
+                 "num_classes": data.num_classes, "in_chans": data.in_chans, "image_size": data.image_size,
+                 "mean": batches.mean.tolist(), "std": batches.std.tolist()},
+    }
+
+
+def _write_artifacts(out_dir: Path, result: RunResult, predictions: dict[str, pd.DataFrame], state, sidecar) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.artifacts["checkpoint"] = str(save_checkpoint(state, out_dir / "model.safetensors", sidecar))
+    result.artifacts["config"] = str(out_dir / "model.json")
+    for split, table in predictions.items():
+        path = out_dir / f"predictions_{split}.csv"
+        table.to_csv(path, index=False, float_format="%.6g")
+        result.artifacts[f"predictions_{split}"] = str(path)
+    result.artifacts["metrics"] = str(out_dir / "metrics.json")
+    (out_dir / "metrics.json").write_text(json.dumps(asdict(result), indent=2))
+
+
+def _fail(out_dir: Path | None, epoch: int, history: list[dict], reason: str, sidecar: dict) -> None:
+    """Record the failed run (history so far) and stop it with a TrainingFailed error."""
+    where = ""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = {"status": "failed", "error": reason, "epochs_run": epoch, "history": history, "config": sidecar}
+        (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+        where = f" (history so far in {out_dir / 'metrics.json'})"
+    raise TrainingFailed(f"run diverged: {reason}; lower the learning rate or enable class weighting{where}")

@@ -1,0 +1,331 @@
+"""Tests of the image-folder + CSV loader: real HAM10000, and small synthetic folders for every error."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from medattn.data import folder as folder_mod
+from medattn.data.folder import grouped_split, load_folder
+from medattn.data.spec import DataSpec, LoadContext
+from medattn.errors import DataError
+
+HAM_OPTIONS = {"images": "images", "labels": "HAM10000_metadata.csv", "id": "image_id", "label": "dx",
+               "group": "lesion_id", "masks": "masks", "mask_pattern": "{id}_segmentation.png"}
+HAM_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115}
+
+
+def shared_data() -> Path:
+    """The shared real-data folder (MEDATTN_SHARED_DATA or <repo>/../shared/data); fails if absent."""
+    path = Path(os.environ.get("MEDATTN_SHARED_DATA") or Path(__file__).resolve().parents[2] / ".." / "shared"
+                / "data")
+    if not (path / "ham10000" / "HAM10000_metadata.csv").is_file():
+        pytest.fail(f"real data not found at {path}/ham10000: set MEDATTN_SHARED_DATA to the shared data "
+                    f"folder (see shared/data/README.md)")
+    return path
+
+
+def load(root: Path | str, cache: Path | None, **options: object) -> object:
+    """Load a folder spec with the given options and cache folder."""
+    spec = DataSpec("folder", str(root), {k: str(v) for k, v in options.items()})
+    return load_folder(spec, LoadContext(cache_dir=cache))
+
+
+def load_error(root: Path | str, cache: Path | None = None, **options: object) -> str:
+    """The one-line DataError message a load raises."""
+    with pytest.raises(DataError) as info:
+        load(root, cache, **options)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --------------------------------------------------------------------------------------- HAM10000
+@pytest.fixture(scope="module")
+def ham(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """HAM10000 loaded once (decoded into a module-scoped cache), with the first-load time."""
+    root = shared_data() / "ham10000"
+    cache = tmp_path_factory.mktemp("ham_cache")
+    start = time.perf_counter()
+    data = load(root, cache, **HAM_OPTIONS)
+    first = time.perf_counter() - start
+    print(f"HAM10000 first load (decode 10,015 images + masks at 64 px): {first:.1f} s")
+    return {"root": root, "cache": cache, "data": data, "first_s": first}
+
+
+def test_ham10000_loads_all_images_masks_and_classes(ham: dict) -> None:
+    ds = ham["data"]
+    assert ds.images.shape == (10015, 3, 64, 64) and ds.images.dtype == torch.uint8
+    assert ds.masks.shape == (10015, 64, 64) and ds.masks.dtype == torch.uint8
+    assert torch.bincount(ds.masks.flatten()).tolist()[0] > 0 and int(ds.masks.max()) == 1
+    counts = dict(zip(ds.class_names, torch.bincount(ds.labels).tolist(), strict=True))
+    assert counts == HAM_COUNTS
+    assert ds.class_names == sorted(HAM_COUNTS)
+    assert list(ds.concepts.columns) == ["dx_type", "age", "sex", "localization"]
+    assert ds.concepts.index.name == "image_id" and ds.concepts.index[0] == "ISIC_0027419"
+    assert Path(ds.cache_path).is_dir() and ds.name == "ham10000"
+
+
+def test_ham10000_split_is_grouped_and_stratified(ham: dict) -> None:
+    ds = ham["data"]
+    splits = {s: set(ds.group[ds.split == s]) for s in ("train", "val", "test")}
+    assert not splits["train"] & splits["val"] and not splits["train"] & splits["test"]
+    assert not splits["val"] & splits["test"]
+    overall = np.bincount(ds.labels.numpy(), minlength=7) / len(ds.labels)
+    for name, fraction in (("train", 0.70), ("val", 0.15), ("test", 0.15)):
+        assert abs((ds.split == name).mean() - fraction) < 0.01
+        counts = np.asarray(ds.class_counts(name))
+        assert np.abs(counts / counts.sum() - overall).max() < 0.01, (name, counts)
+
+
+def lesion_contrast(grey: torch.Tensor, masks: torch.Tensor) -> float:
+    """Mean over images of (grey level outside the mask - inside it), images with a partial mask only."""
+    m = masks.float()
+    area = m.sum((1, 2))
+    inside = (grey * m).sum((1, 2)) / area.clamp(min=1)
+    outside = (grey.sum((1, 2)) - inside * area) / (m[0].numel() - area).clamp(min=1)
+    partial = (area > 50) & (area < m[0].numel() - 50)
+    return float((outside - inside)[partial].mean())
+
+
+def test_ham10000_masks_cover_the_darker_lesion(ham: dict) -> None:
+    """Masks are aligned with their own images: the lesion under the mask is darker than the skin around.
+
+    Lesions sit near the centre, so even a wrong mask shows some contrast; the aligned one shows much more.
+    """
+    ds = ham["data"]
+    grey, masks = ds.images[::3].float().mean(1), ds.masks[::3]
+    aligned = lesion_contrast(grey, masks)
+    assert aligned > 35
+    for wrong in (masks.roll(1, dims=0), masks.flip(1), masks.flip(2)):
+        assert aligned > 1.3 * lesion_contrast(grey, wrong)
+
+
+def test_ham10000_cached_load_is_fast_and_identical(ham: dict) -> None:
+    start = time.perf_counter()
+    again = load(ham["root"], ham["cache"], **HAM_OPTIONS)
+    cached = time.perf_counter() - start
+    print(f"HAM10000 cached load: {cached:.3f} s (first load {ham['first_s']:.1f} s)")
+    assert cached < 1.0
+    first = ham["data"]
+    assert again.cache_path == first.cache_path
+    assert torch.equal(again.images, first.images) and torch.equal(again.masks, first.masks)
+    assert (again.split == first.split).all()
+
+
+def test_ham10000_subset_other_seed_changes_split_not_images(ham: dict, tmp_path: Path) -> None:
+    """A CSV subset with absolute paths loads real JPEGs; another seed gives another grouped split."""
+    table = pd.read_csv(ham["root"] / "HAM10000_metadata.csv").iloc[:300]
+    table.to_csv(tmp_path / "subset.csv", index=False)
+    opts = {**HAM_OPTIONS, "images": ham["root"] / "images", "masks": ham["root"] / "masks",
+            "labels": "subset.csv", "size": 32}
+    a, b = load(tmp_path, None, **opts), load(tmp_path, None, **opts, seed=1)
+    assert a.images.shape == (300, 3, 32, 32) and torch.equal(a.images, b.images)
+    assert (a.split != b.split).any()
+    full = ham["data"]
+    assert abs(float(a.images.float().mean()) - float(full.images[:300].float().mean())) < 2
+
+
+# ------------------------------------------------------------------------------- synthetic folders
+def make_folder(root: Path, n: int = 12, size: tuple[int, int] = (64, 32), masks: bool = False,
+                rows: dict | None = None) -> pd.DataFrame:
+    """Write n PNGs (solid colour + a white box), optional box masks, and meta.csv; return the table."""
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir(parents=True)
+    if masks:
+        (root / "seg").mkdir()
+    w, h = size
+    for i in range(n):
+        arr = np.zeros((h, w, 3), np.uint8)
+        arr[:] = (10 * i, 50, 200 - 10 * i)
+        x0, y0 = 4 * rng.integers(0, w // 8), 4 * rng.integers(0, h // 8)  # box edges on target pixels
+        box = (slice(y0, y0 + h // 2), slice(x0, x0 + w // 2))
+        arr[box] = 255
+        Image.fromarray(arr).save(root / "img" / f"s{i}.png")
+        if masks:
+            m = np.zeros((h, w), bool)
+            m[box] = True
+            Image.fromarray(m).save(root / "seg" / f"s{i}_mask.png")
+    table = pd.DataFrame({"sid": [f"s{i}" for i in range(n)], "y": ["b", "a", "c"] * (n // 3),
+                          "patient": [f"p{i // 2}" for i in range(n)], "age": np.arange(n) + 20.0,
+                          "site": ["x", "y"] * (n // 2), **(rows or {})})
+    table.to_csv(root / "meta.csv", index=False)
+    return table
+
+
+BASE = {"images": "img", "labels": "meta.csv", "id": "sid", "label": "y", "size": 16}
+
+
+def test_synthetic_labels_groups_domain_concepts(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    ds = load(tmp_path, None, **BASE, group="patient", domain="site", classes="c,b,a")
+    assert ds.class_names == ["c", "b", "a"] and ds.labels[:3].tolist() == [1, 2, 0]
+    assert ds.group[:3].tolist() == ["p0", "p0", "p1"] and ds.domain[:2].tolist() == ["x", "y"]
+    assert list(ds.concepts.columns) == ["age"] and ds.concepts.loc["s3", "age"] == 23.0
+    assert ds.cache_path is None and ds.images.shape == (12, 3, 16, 16)
+    for name in ds.split_names:
+        assert not set(ds.group[ds.split == name]) & set(ds.group[ds.split != name])
+
+
+def test_rgb_channel_order_and_grayscale(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    rgb = load(tmp_path, None, **BASE)
+    pixels = rgb.images[3].reshape(3, -1).T.tolist()
+    assert pixels.count([30, 50, 170]) > 64 and pixels.count([255, 255, 255]) > 16
+    grey = load(tmp_path, None, **BASE, channels=1)
+    assert grey.images.shape == (12, 1, 16, 16)
+    luma = Image.new("RGB", (1, 1), (30, 50, 170)).convert("L").getpixel((0, 0))
+    assert (grey.images[3] == luma).sum() > 64 and (grey.images[3] == 255).sum() > 16
+
+
+def test_masks_load_aligned_for_every_fit(tmp_path: Path) -> None:
+    make_folder(tmp_path, masks=True)
+    for fit in ("stretch", "crop", "pad"):
+        ds = load(tmp_path, None, **BASE, masks="seg", mask_pattern="{id}_mask.png", fit=fit)
+        assert ds.masks.dtype == torch.uint8 and set(torch.unique(ds.masks).tolist()) <= {0, 1}
+        white = (ds.images.min(1).values > 128).to(torch.uint8)
+        agree = (white == ds.masks).float().mean(dim=(1, 2))
+        assert agree.min() == 1.0, fit
+        assert ((white.roll(1, 0) == ds.masks).float().mean(dim=(1, 2)) < 0.9).any(), fit
+
+
+def test_user_split_column(tmp_path: Path) -> None:
+    make_folder(tmp_path, rows={"part": ["train", "Validation", "test", "test_ood"] * 3})
+    ds = load(tmp_path, None, **BASE, split="part")
+    assert ds.split[:4].tolist() == ["train", "val", "test", "test_ood"]
+    assert ds.split_names == ["train", "val", "test", "test_ood"]
+
+
+def test_cache_is_reused_then_invalidated_when_a_file_changes(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    make_folder(tmp_path / "d")
+    cache = tmp_path / "cache"
+    first = load(tmp_path / "d", cache, **BASE)
+    assert (Path(first.cache_path) / "images.npy").is_file()
+    assert (Path(first.cache_path) / "meta.json").is_file()
+    with monkeypatch.context() as m:
+        m.setattr(folder_mod, "decode_all", lambda *a: pytest.fail("decoded although the cache is valid"))
+        hit = load(tmp_path / "d", cache, **BASE)
+    assert hit.cache_path == first.cache_path and torch.equal(hit.images, first.images)
+    path = tmp_path / "d" / "img" / "s3.png"
+    Image.new("RGB", (64, 32), (0, 255, 0)).save(path)
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    changed = load(tmp_path / "d", cache, **BASE)
+    assert changed.cache_path != first.cache_path and not Path(first.cache_path).exists()
+    assert changed.images[3, :, 0, 0].tolist() == [0, 255, 0]
+    assert torch.equal(changed.images[4], first.images[4])
+    other_size = load(tmp_path / "d", cache, **{**BASE, "size": 8})
+    assert other_size.cache_path != changed.cache_path and Path(changed.cache_path).exists()
+
+
+def test_file_naming_by_ext_pattern_and_data_dir(tmp_path: Path) -> None:
+    make_folder(tmp_path / "d")
+    for i in range(12):
+        (tmp_path / "d" / "img" / f"s{i}.png").rename(tmp_path / "d" / "img" / f"img_s{i}.png")
+    ds = load(tmp_path / "d", None, **BASE, pattern="img_{id}.png")
+    assert len(ds.labels) == 12
+    spec = DataSpec("folder", "d", {**{k: str(v) for k, v in BASE.items()}, "ext": "png"})
+    message = str(pytest.raises(DataError, load_folder, spec, LoadContext(data_dir=tmp_path)).value)
+    assert "12 of 12 id(s)" in message and "'{id}.png'" in message
+
+
+def test_numeric_labels_sort_numerically(tmp_path: Path) -> None:
+    make_folder(tmp_path, rows={"num": [10, 2, 1] * 4})
+    ds = load(tmp_path, None, **{**BASE, "label": "num"})
+    assert ds.class_names == ["1", "2", "10"] and ds.labels[:3].tolist() == [2, 1, 0]
+
+
+def test_grouped_split_is_seeded_stratified_and_grouped() -> None:
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 800, 3000).astype(str)
+    labels = (rng.random(3000) < 0.2).astype(np.int64) + (rng.random(3000) < 0.05)
+    a = grouped_split(labels, groups, 3, 0.2, 0.1, seed=5)
+    assert (a == grouped_split(labels, groups, 3, 0.2, 0.1, seed=5)).all()
+    assert (a != grouped_split(labels, groups, 3, 0.2, 0.1, seed=6)).any()
+    overall = np.bincount(labels, minlength=3) / 3000
+    for name, fraction in (("train", 0.7), ("val", 0.2), ("test", 0.1)):
+        part = labels[a == name]
+        assert abs(len(part) / 3000 - fraction) < 0.02
+        assert np.abs(np.bincount(part, minlength=3) / len(part) - overall).max() < 0.02
+        assert not set(groups[a == name]) & set(groups[a != name])
+    assert set(grouped_split(labels, groups, 3, 0.0, 0.2, seed=0)) == {"train", "test"}
+
+
+# ------------------------------------------------------------------------------------------ errors
+def corrupt(root: Path) -> None:
+    """Replace one image with bytes that are not an image."""
+    (root / "img" / "s5.png").write_bytes(b"not a png at all")
+
+
+def wrong_mask_size(root: Path) -> None:
+    """Make one mask smaller than its image."""
+    Image.new("1", (10, 10)).save(root / "seg" / "s2_mask.png")
+
+
+def drop_mask(root: Path) -> None:
+    """Delete one mask."""
+    (root / "seg" / "s7_mask.png").unlink()
+
+
+def drop_images(root: Path) -> None:
+    """Delete seven images."""
+    for i in range(5, 12):
+        (root / "img" / f"s{i}.png").unlink()
+
+
+def twin(root: Path) -> None:
+    """Give one id two image files."""
+    Image.new("RGB", (64, 32)).save(root / "img" / "s1.jpg")
+
+
+MASKS = {"masks": "seg", "mask_pattern": "{id}_mask.png"}
+ERRORS = [
+    ({"images": "nope"}, None, ["image folder", "nope", "does not exist", "images="]),
+    ({"labels": "gone.csv"}, None, ["gone.csv", "not found", "labels="]),
+    ({"label": "dx"}, None, ["no column 'dx'", "label=", "available columns: sid, y, patient, age, site"]),
+    ({"group": "lesion"}, None, ["no column 'lesion'", "group="]),
+    ({}, drop_images, ["7 of 12 id(s)", "no image file", "s5, s6, s7, s8, s9"]),
+    ({}, corrupt, ["s5.png", "cannot decode image"]),
+    ({}, twin, ["several image files", "s1", "ext="]),
+    ({"masks": "nomasks"}, None, ["mask folder", "nomasks", "masks="]),
+    (MASKS, drop_mask, ["1 of 12 id(s)", "no mask file", "s7", "mask_pattern"]),
+    (MASKS, wrong_mask_size, ["s2_mask.png", "10x10", "s2.png", "64x32"]),
+    ({"colour": "red"}, None, ["unknown option(s) colour", "accepts"]),
+    ({"split": "site"}, None, ["column 'site'", "unknown split value(s) x, y", "test_NAME"]),
+    ({"split": "site", "val": "0.2"}, None, ["val/test/seed", "split=site"]),
+    ({"val": "0.6", "test": "0.5"}, None, ["val + test < 1"]),
+    ({"classes": "a,b"}, None, ["value(s) c not in classes=a,b"]),
+    ({"pattern": "{name}.png"}, None, ["pattern={name}.png", "{id}"]),
+    ({"fit": "zoom"}, None, ["fit=zoom", "stretch, crop, pad"]),
+]
+
+
+@pytest.mark.parametrize(("options", "damage", "expected"), ERRORS,
+                         ids=[e[2][0].split()[0] + "-" + ",".join(e[0]) for e in ERRORS])
+def test_errors_name_the_file_or_column_and_the_fix(tmp_path: Path, options: dict, damage, expected) -> None:
+    make_folder(tmp_path, masks=True)
+    if damage is not None:
+        damage(tmp_path)
+    message = load_error(tmp_path, tmp_path / "cache", **{**BASE, **options})
+    for part in expected:
+        assert part in message, (part, message)
+
+
+def test_errors_in_the_csv_and_the_path(tmp_path: Path) -> None:
+    make_folder(tmp_path / "d")
+    assert "does not exist" in load_error(tmp_path / "missing", **BASE)
+    assert "labels=FILE.csv is required" in load_error(tmp_path / "d", **{"images": "img"})
+    meta = tmp_path / "d" / "meta.csv"
+    table = pd.read_csv(meta)
+    table.loc[4, "y"] = None
+    table.to_csv(meta, index=False)
+    assert "column 'y': 1 empty cell(s), first at CSV line 6" in load_error(tmp_path / "d", **BASE)
+    pd.concat([table.fillna("a"), table.iloc[:2]]).to_csv(meta, index=False)
+    assert "2 duplicated id(s), e.g. s0, s1" in load_error(tmp_path / "d", **BASE)
