@@ -96,6 +96,22 @@ class ImageSet:
         labels = self.labels[torch.as_tensor(self.split == split, device=self.labels.device)]
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
+    def subset(self, keep: np.ndarray) -> ImageSet:
+        """A new ImageSet with only the images at integer positions `keep` (in that order)."""
+        keep = np.asarray(keep)
+        rows = torch.as_tensor(keep, dtype=torch.long, device=self.images.device)
+        return replace(
+            self,
+            images=self.images[rows],
+            labels=self.labels[rows],
+            split=self.split[keep],
+            group=None if self.group is None else self.group[keep],
+            domain=None if self.domain is None else self.domain[keep],
+            concepts=None if self.concepts is None else self.concepts.iloc[keep],
+            masks=None if self.masks is None else self.masks[rows],
+            artefact_masks={k: v[rows] for k, v in self.artefact_masks.items()},
+        )
+
     def to(self, device: torch.device | str) -> ImageSet:
         """A copy whose tensors live on `device` (images stay uint8)."""
         return replace(

@@ -34,7 +34,6 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     """
     if not cfg.enabled or cfg.strength == 0:
         return x
-    b = x.shape[0]
     x = _dihedral(x, cfg, gen)
     x = _affine(x, cfg, gen)
     return _colour(x, cfg, gen).clamp_(0, 1)
@@ -76,13 +75,16 @@ def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
 def _colour(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     b, s = x.shape[0], cfg.strength
     view = (b, 1, 1, 1)
-    brightness = (1 + _uniform(b, min(cfg.brightness * s, 0.95), gen)).to(x.device).view(view)
-    contrast = (1 + _uniform(b, min(cfg.contrast * s, 0.95), gen)).to(x.device).view(view)
-    x = x * brightness
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * contrast + mean
+
+    def factor(half_width: float) -> torch.Tensor:
+        return (1 + _uniform(b, min(half_width * s, 0.95), gen)).to(x.device).view(view)
+
+    if cfg.brightness > 0:
+        x = x * factor(cfg.brightness)
+    if cfg.contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * factor(cfg.contrast) + mean
     if x.shape[1] == 3 and cfg.saturation > 0:
-        saturation = (1 + _uniform(b, min(cfg.saturation * s, 0.95), gen)).to(x.device).view(view)
         gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        x = (x - gray) * saturation + gray
+        x = (x - gray) * factor(cfg.saturation) + gray
     return x

@@ -1,0 +1,25 @@
+"""Shared fixtures: the location of the real data in ../shared/data (tests fail, never skip, without it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The shared real-data folder (MEDATTN_SHARED_DATA or <repo>/../shared/data); fails the test if absent."""
+    path = Path(os.environ.get("MEDATTN_SHARED_DATA") or REPO.parent / "shared" / "data")
+    if not (path / "medmnist" / "pneumoniamnist.npz").is_file():
+        pytest.fail(f"real data not found at {path}: set MEDATTN_SHARED_DATA to the shared data folder "
+                    f"(see shared/data/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the shared real-data folder."""
+    return shared_data_dir()
