@@ -1,39 +1,46 @@
 """Procedural dermoscopy-like images with known concepts, nuisances and shortcut artefacts.
 
-Spec: `synthetic:derm-synth?n=2000&size=64&seed=0&shortcut_corr=0.9&artefacts=patch&classes=2`.
+Spec: `synthetic:derm-synth?n=2000&size=64&seed=0&shortcut_corr=0.9&artefacts=patch&classes=2`
+(the defaults). `n` >= 1 images, `size` in 32..512 pixels, `seed` >= 0, `shortcut_corr` in [0, 1],
+`artefacts` a comma list of patch, ruler, ink (or none), `classes` 2 (benign, malignant) or 3 (benign,
+atypical, malignant).
 
-Every image shows skin (a random skin tone with smooth low-frequency shading and fine texture) and one
-lesion: a blob whose radius is a random Fourier series of the angle, stretched into an ellipse; its
-binary mask is `ImageSet.masks`. The lesion carries binary dermoscopic concepts drawn independently
-given the class with the probabilities in `CONCEPT_PROBS` (P(concept = 1 | class)):
+Every image shows skin (a random skin tone with smooth shading, redness blotches, fine texture and grain)
+and one lesion: a blob whose radius is a random Fourier series of the angle, stretched into an ellipse,
+with a mean radius of 0.14-0.20 x size; its binary mask is `ImageSet.masks`. The lesion carries binary
+dermoscopic concepts drawn independently given the class with the probabilities in `CONCEPT_PROBS`
+(P(concept = 1 | class)); all of them are drawn inside the lesion mask:
 
-- asymmetry: elongated, lopsided outline (strong first harmonic, axis ratio 1.35-1.7)
+- asymmetry: elongated, lopsided outline (strong first harmonic, axis ratio 1.3-1.6)
 - irregular_border: large high-frequency radial noise on the outline
-- multicolour: three colour zones inside the lesion (near-black, brown, and blue-grey / tan / red)
+- multicolour: three colour zones across the lesion (near-black, brown, and blue-grey / tan / red)
 - dots_globules: 5-12 small dark dots inside the lesion
-- streaks: 8-14 dark radial lines across the border (they belong to the lesion mask)
+- streaks: 8-14 dark radial lines across the border (their pixels belong to the lesion mask)
 - pigment_network: a warped grid of dark lines inside the lesion
 
 Nuisances are drawn independently of the class with `NUISANCE_PROBS`: hair (1-4 dark curved strands
-anywhere) and vignetting (dark corners). Shortcut artefacts (`artefacts=patch,ruler,ink`) lie outside
-the lesion, which always stays inside a central disc of radius 0.35 * size: a 2 x 2 colour calibration
-patch in one corner, a ruler strip with tick marks along the middle of one edge, and a violet ink circle
-in another corner. Each has its own mask in `ImageSet.artefact_masks[name]`.
+anywhere) and vignetting (dark corners). Shortcut artefacts lie outside the lesion, which always stays
+inside a central disc of radius 0.35 x size: `patch`, a 2 x 2 colour calibration chart in one corner;
+`ruler`, a light strip with tick marks along the middle of one edge; `ink`, a violet marker circle in
+another corner. Each enabled artefact has a mask in `ImageSet.artefact_masks[name]` (non-zero exactly in
+the images whose concept-table column says it is present). Enabling or disabling an artefact changes
+nothing else in the images.
 
 Shortcut strength: with two classes, in the splits train, val and test (the in-distribution splits),
 
     P(artefact | malignant) = shortcut_corr,   P(artefact | benign) = 1 - shortcut_corr,
 
-so `shortcut_corr` is the probability that an artefact's presence agrees with the class (artefact
-present <=> malignant), independently for each enabled artefact; 0.5 means no association, 1.0 a perfect
-shortcut, 0.0 a perfectly reversed one. With three classes the probability is interpolated linearly in
-the class index (benign 1 - c, atypical 0.5, malignant c). In `test_ood` every artefact is present with
-probability 0.5 independently of the class, so a model that learned the shortcut loses accuracy there.
+so `shortcut_corr` is the probability that an artefact's presence agrees with the class (present <=>
+malignant), independently for each enabled artefact; 0.5 means no association, 1.0 a perfect shortcut,
+0.0 a perfectly reversed one. With three classes the probability is interpolated linearly in the class
+index (benign 1 - c, atypical 0.5, malignant c). In `test_ood` every artefact is present with probability
+0.5 independently of the class, so a model that learned the shortcut loses accuracy there.
 
 Splits are a random partition with the fractions in `SPLIT_FRACTIONS` (train 0.60, val 0.15, test 0.15,
-test_ood 0.10); classes are balanced overall. Output is a pure function of the options: the same seed
-gives byte-identical images. All per-image parameters are drawn first, then images are rendered in
-vectorised chunks (numpy, no per-image Python loop).
+test_ood 0.10); classes are balanced overall; `group` is the image index (every lesion is unique). The
+concept table has one 0/1 column per concept, nuisance and enabled artefact. Output is a pure function of
+the options: the same seed gives byte-identical images. All per-image parameters are drawn first, then
+images are rendered in vectorised numpy chunks (no per-image Python loop), about 0.3 ms per 64 x 64 image.
 """
 
 from __future__ import annotations
@@ -273,13 +280,14 @@ def _streak_params(rng: np.random.Generator, flag: dict[str, np.ndarray], p: _Pa
     n = flag["streaks"].size
     angles = rng.uniform(-np.pi, np.pi, (n, _MAX_STREAKS))
     count = rng.integers(8, _MAX_STREAKS + 1, n)
-    table = np.zeros((n, _T))
+    table = np.zeros((n, _T), dtype=np.float32)
     idx = np.flatnonzero(flag["streaks"])
     if idx.size:
         active = np.arange(_MAX_STREAKS)[None] < count[idx, None]
-        diff = (_angles()[None, None] - angles[idx, :, None] + np.pi) % (2 * np.pi) - np.pi
-        width = 0.9 * unit / _radius_at(p["radius"][idx], angles[idx])[..., None]  # radians
-        table[idx] = (np.exp(-0.5 * (diff / width) ** 2) * active[..., None]).max(1)
+        gap = np.abs(_angles()[None, None] - angles[idx, :, None]).astype(np.float32)
+        gap = np.minimum(gap, np.float32(2 * np.pi) - gap)  # angular distance, wrapped
+        width = (0.9 * unit / _radius_at(p["radius"][idx], angles[idx])[..., None]).astype(np.float32)
+        table[idx] = (np.exp(np.float32(-0.5) * (gap / width) ** 2) * active[..., None]).max(1)
     return {"streak_table": table, "streak_on": flag["streaks"]}
 
 
@@ -436,16 +444,18 @@ def _lesion_frame(p: _Params, g: _Grid) -> _Frame:
     v = (dy * ca - dx * sa) * s
     pos = (np.arctan2(v, u) + np.float32(np.pi)) * np.float32(_T / (2 * np.pi))
     low = np.floor(pos)
-    i0 = low.astype(np.intp) % _T
-    i1, frac = (i0 + 1) % _T, pos - low
+    i0 = low.astype(np.intp)
+    i0[i0 == _T] = 0  # atan2 = pi
+    i1, frac = i0 + 1, pos - low
+    i1[i1 == _T] = 0
     return _Frame(u, v, np.hypot(u, v), _lookup(p["radius"], i0, i1, frac), i0, i1, frac)
 
 
 def _lookup(table: np.ndarray, i0: np.ndarray, i1: np.ndarray, frac: np.ndarray) -> np.ndarray:
     """Linear interpolation of per-image tables (B, T) between bins i0 and i1 (B, H, W)."""
-    b = table.shape[0]
-    v0 = np.take_along_axis(table, i0.reshape(b, -1), 1).reshape(i0.shape)
-    v1 = np.take_along_axis(table, i1.reshape(b, -1), 1).reshape(i0.shape)
+    b, t = table.shape
+    row = (np.arange(b) * t).reshape(b, 1, 1)
+    v0, v1 = np.take(table, i0 + row), np.take(table, i1 + row)
     return v0 + (v1 - v0) * frac
 
 
