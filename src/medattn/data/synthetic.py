@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.ndimage import correlate1d
+from threadpoolctl import threadpool_limits
 
 from medattn.data.imageset import ImageSet
 from medattn.data.spec import DataSpec, LoadContext, check_options, option, register_loader
@@ -118,13 +119,15 @@ def generate_derm_synth(n: int = 2000, size: int = 64, seed: int = 0, shortcut_c
     art_masks = {a: np.empty((n, size, size), dtype=np.uint8) for a in artefacts}
     grid = _Grid(size)
     step = max(1, _CHUNK_PIXELS // (size * size))
-    for start in range(0, n, step):
-        part = slice(start, min(start + step, n))
-        grain = rng.integers(0, 256, (part.stop - start, size, size), dtype=np.uint8)
-        images[part], masks[part], arts = _render({k: v[part] for k, v in params.items()}, grain, grid,
-                                                  artefacts)
-        for a in artefacts:
-            art_masks[a][part] = arts[a]
+    # the matrix products are small: BLAS threads only spin and compete for the cores
+    with threadpool_limits(1, user_api="blas"):
+        for start in range(0, n, step):
+            part = slice(start, min(start + step, n))
+            grain = rng.integers(0, 256, (part.stop - start, size, size), dtype=np.uint8)
+            images[part], masks[part], arts = _render({k: v[part] for k, v in params.items()}, grain, grid,
+                                                      artefacts)
+            for a in artefacts:
+                art_masks[a][part] = arts[a]
     return ImageSet(name="derm-synth", images=torch.from_numpy(images), labels=torch.from_numpy(labels),
                     split=split, class_names=list(CLASS_NAMES[classes]), group=np.arange(n).astype(str),
                     concepts=table, masks=torch.from_numpy(masks),

@@ -30,46 +30,53 @@ def to_float(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: i
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Randomly flip, rotate, scale, shift and colour-jitter a float batch in [0, 1], per sample, in one pass.
 
-    Random parameters are drawn on the CPU from `gen` so that runs are reproducible on any device.
+    Right-angle rotations, flips, the small rotation, scaling and shift are folded into one affine matrix per
+    sample, so the batch is resampled once. Random parameters are drawn on the CPU from `gen`, which makes
+    runs reproducible on any device.
     """
     if not cfg.enabled or cfg.strength == 0:
         return x
-    x = _dihedral(x, cfg, gen)
-    x = _affine(x, cfg, gen)
+    x = _geometry(x, cfg, gen)
     return _colour(x, cfg, gen).clamp_(0, 1)
 
 
-def _coin(b: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    return (torch.rand(b, generator=gen) < 0.5).to(device).view(b, 1, 1, 1)
+def _coin(b: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(b, generator=gen) < 0.5
 
 
 def _uniform(b: int, half_width: float, gen: torch.Generator) -> torch.Tensor:
     return (torch.rand(b, generator=gen) * 2 - 1) * half_width
 
 
-def _dihedral(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Random transposition + flips: with both flips on, this covers all 8 right-angle rotations/reflections."""
-    b = x.shape[0]
-    if cfg.rot90 and x.shape[-1] == x.shape[-2]:
-        x = torch.where(_coin(b, gen, x.device), x.transpose(-1, -2), x)
-    if cfg.hflip:
-        x = torch.where(_coin(b, gen, x.device), x.flip(-1), x)
-    if cfg.vflip:
-        x = torch.where(_coin(b, gen, x.device), x.flip(-2), x)
-    return x
-
-
-def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def _geometry(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     b, s = x.shape[0], cfg.strength
     angle = _uniform(b, math.radians(min(cfg.rotate_deg * s, 180.0)), gen)
     scale = 1 + _uniform(b, min(cfg.scale * s, 0.9), gen)
     shift = torch.stack([_uniform(b, cfg.translate * s * 2, gen), _uniform(b, cfg.translate * s * 2, gen)], 1)
+    transpose = _coin(b, gen) & (cfg.rot90 and x.shape[-1] == x.shape[-2])
+    hflip, vflip = _coin(b, gen) & cfg.hflip, _coin(b, gen) & cfg.vflip
     if not (angle.any() or (scale != 1).any() or shift.any()):
-        return x
+        return _dihedral_exact(x, transpose, hflip, vflip)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    linear = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (B, 2, 2)
+    # Output pixel p samples the input at M p + shift with M = T diag(h, v) L: flips negate rows of the
+    # continuous part L, then the transposition T swaps them (the same order as _dihedral_exact).
+    signs = torch.stack([1 - 2 * hflip.float(), 1 - 2 * vflip.float()], 1).view(b, 2, 1)
+    linear = linear * signs
+    linear = torch.where(transpose.view(b, 1, 1), linear.flip(1), linear)
+    theta = torch.cat([linear, shift.view(b, 2, 1)], 2)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _dihedral_exact(x: torch.Tensor, transpose, hflip, vflip) -> torch.Tensor:
+    """Right-angle rotations and flips without resampling (used when no continuous transform is drawn)."""
+    def where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask.to(x.device).view(-1, 1, 1, 1), a, b) if mask.any() else b
+
+    x = where(transpose, x.transpose(-1, -2), x)
+    x = where(hflip, x.flip(-1), x)
+    return where(vflip, x.flip(-2), x)
 
 
 def _colour(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
