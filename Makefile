@@ -1,12 +1,15 @@
-# Every target sets up .venv itself, so a fresh machine needs only Python 3.10+ and make.
+# Every target sets up what it needs itself, so a fresh machine needs only Python 3.10+, make and
+# (for the browser and database tests) Debian's apt-get.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SHARED_DATA ?= $(abspath ../shared/data)
+export MEDATTN_SHARED_DATA ?= $(SHARED_DATA)
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv sysdeps run test lint bench clean
 
-venv: $(STAMP)
+venv: $(STAMP) sysdeps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,17 +17,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: venv
-	$(BIN)/medattn train --data synthetic:derm-synth?n=2000\&size=32 --backbone resnet18 --attention se \
+# Headless Chromium (HTML report test) and PostgreSQL (multi-machine study test) from Debian.
+sysdeps:
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		command -v apt-get >/dev/null || { echo "install chromium and postgresql with your package manager"; exit 1; }; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium postgresql >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/medattn train --data "synthetic:derm-synth?n=2000&size=32" --backbone resnet18 --attention se \
 		--epochs 3 --out runs/example
 
-lint: venv
+lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
-test: lint
+test: venv lint
 	$(BIN)/python -m pytest -q
 
-bench: venv
+bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
 
 clean:

@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from medattn.errors import SpecError, UserError
+from medattn.report.cli import report_command
 
 app = typer.Typer(help="Does adding attention to my CNN help on my medical images?", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.command("report")(report_command)
 console = Console()
 
 DataDir = typer.Option(None, "--data-dir", help="Where dataset files live (default: $MEDATTN_DATA).")

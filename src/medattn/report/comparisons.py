@@ -1,0 +1,205 @@
+"""The comparison part of a dataset's section: one verdict sentence per comparison, the full comparison
+table (seed t interval beside the test-set bootstrap interval), secondary metrics, and the
+out-of-distribution gap. Every number comes from :func:`medattn.stats.compare_models`'s table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from medattn.report import formatting as fmt
+from medattn.report.context import ReportContext
+from medattn.report.document import BulletList, Paragraph, Section, Table
+from medattn.stats import describe_comparisons, paired_difference
+from medattn.stats.compare import VS_BEST_BASELINE
+from medattn.stats.tidy import higher_is_better
+
+METRIC_LABELS: dict[str, str] = {
+    "balanced_accuracy": "balanced accuracy",
+    "auc": "AUC",
+    "macro_f1": "macro F1",
+    "accuracy": "accuracy",
+    "ece": "ECE",
+}
+
+
+def metric_label(metric: str, capital: bool = False) -> str:
+    """Return the readable name of a metric (first letter upper-cased when ``capital``)."""
+    label = METRIC_LABELS.get(metric, metric)
+    return label[:1].upper() + label[1:] if capital else label
+
+
+def _rows(ctx: ReportContext, dataset: str, split: str, primary: bool) -> pd.DataFrame:
+    """Return the comparison rows of ``dataset`` on ``split``: the primary metric, or all the others."""
+    table = ctx.comparisons(split)
+    if table.empty:
+        return table
+    is_primary = table["metric"] == ctx.settings.primary_metric
+    return table[(table["dataset"] == dataset) & (is_primary if primary else ~is_primary)]
+
+
+def verdict_sentences(ctx: ReportContext, dataset: str, split: str | None = None) -> list[str]:
+    """Return the stats library's sentence for every primary-metric comparison of ``dataset``."""
+    return describe_comparisons(_rows(ctx, dataset, split or ctx.settings.split, primary=True))
+
+
+def comparison_table(ctx: ReportContext, dataset: str, split: str | None = None) -> Table | None:
+    """Return the full primary-metric comparison table of ``dataset``, with the test-set bootstrap interval."""
+    split = split or ctx.settings.split
+    rows = _rows(ctx, dataset, split, primary=True)
+    if rows.empty:
+        return None
+    level = f"{100 * ctx.settings.confidence:g}%"
+    cells = []
+    for _, r in rows.iterrows():
+        boot = ctx.bootstrap(dataset, r["model"], r["reference"], split)
+        cells.append((
+            f"{r['model']} vs {r['reference']}",
+            str(int(r["n"])),
+            fmt.pp(r["mean_diff"]),
+            fmt.interval_pp(r["ci_low"], r["ci_high"]),
+            fmt.NA if boot is None else fmt.interval_pp(boot.ci_low, boot.ci_high),
+            fmt.pvalue(r["p_t"]),
+            fmt.pvalue(r["p_wilcoxon"]),
+            fmt.pvalue(r["p_holm"]),
+            fmt.number(r["effect_size"]),
+            fmt.prob(r["p_worse"]),
+            fmt.prob(r["p_equiv"]),
+            fmt.prob(r["p_better"]),
+            fmt.pct(r["mdd"]),
+            f"**{r['verdict']}**" if r["verdict"].startswith("significant") else str(r["verdict"]),
+        ))
+    baseline = rows.loc[rows["kind"] == VS_BEST_BASELINE, "reference"]
+    caption = (
+        f"{metric_label(ctx.settings.primary_metric, capital=True)} on {split}, model - reference in percentage "
+        f"points, paired by seed. {level} CI (seeds): t interval over seeds (training noise). {level} CI (test "
+        f"bootstrap): the same seed-averaged difference with the test samples resampled ({ctx.settings.n_boot} "
+        f"resamples shared by all seeds; test-set sampling noise). p_t paired t, p_W Wilcoxon signed-rank, "
+        f"p_Holm Holm-adjusted p_t; d_z Cohen's effect size; P(worse/equiv/better): posterior probability "
+        f"that the mean difference lies below, inside or above the ROPE of +-{fmt.pct(ctx.settings.rope)} pp; "
+        f"MDD: smallest difference detectable with {100 * ctx.settings.power:g}% power."
+    )
+    if len(baseline):
+        caption += f" Best baseline (highest mean on {split}): {baseline.iloc[0]}."
+    return Table(
+        columns=("Comparison", "n", "Diff (pp)", f"{level} CI seeds", f"{level} CI test bootstrap", "p_t", "p_W",
+                 "p_Holm", "d_z", "P(worse)", "P(equiv)", "P(better)", "MDD (pp)", "Verdict"),
+        rows=tuple(cells),
+        align=("l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "l"),
+        caption=caption,
+    )
+
+
+VERDICT_MARKS: dict[str, str] = {"significant gain": "+", "significant loss": "-", "practically equivalent": "=",
+                                 "no evidence": "?"}
+VERDICT_LEGEND = ("(+) significant gain, (-) significant loss, (=) practically equivalent, "
+                  "(?) no evidence either way")
+
+
+def secondary_table(ctx: ReportContext, dataset: str, split: str | None = None) -> Table | None:
+    """Return comparison x secondary metric (AUC, macro F1, accuracy, ECE): difference, seed CI and verdict."""
+    split = split or ctx.settings.split
+    rows = _rows(ctx, dataset, split, primary=False)
+    if rows.empty:
+        return None
+    metrics = list(dict.fromkeys(m for m in METRIC_LABELS if m in set(rows["metric"])))
+    metrics += sorted(set(rows["metric"]) - set(metrics))
+    by_key = {(r["model"], r["reference"], r["metric"]): r for _, r in rows.iterrows()}
+    pairs = list(dict.fromkeys(zip(rows["model"], rows["reference"], strict=True)))
+    cells = []
+    for model, reference in pairs:
+        line = [f"{model} vs {reference}"]
+        for metric in metrics:
+            r = by_key.get((model, reference, metric))
+            if r is None:
+                line.append(fmt.NA)
+                continue
+            ci = fmt.interval_pp(r["ci_low"], r["ci_high"])
+            line.append(f"{fmt.pp(r['mean_diff'])} {ci} ({VERDICT_MARKS.get(r['verdict'], '?')})")
+        cells.append(tuple(line))
+    return Table(
+        columns=("Comparison", *(metric_label(m, capital=True) + ("" if higher_is_better(m) else " (lower is better)")
+                                 for m in metrics)),
+        rows=tuple(cells),
+        align=("l", *("r",) * len(metrics)),
+        caption=f"Secondary metrics on {split}: mean difference (pp) [{100 * ctx.settings.confidence:g}% CI over "
+                f"seeds] and verdict (Holm correction within each metric): {VERDICT_LEGEND}. For ECE a gain is a "
+                "negative difference. All columns of every comparison are in comparisons.csv.",
+    )
+
+
+def comparisons_section(ctx: ReportContext, dataset: str) -> Section | None:
+    """Return the 'Comparisons' subsection of ``dataset``: sentences, comparison table, secondary metrics."""
+    sentences = verdict_sentences(ctx, dataset)
+    if not sentences:
+        return Section("Comparisons", [Paragraph(
+            "No comparison could be made: there is no attention variant with its plain backbone, and no "
+            "baseline, evaluated on this dataset.")])
+    section = Section("Comparisons", [BulletList(tuple(sentences))])
+    for table in (comparison_table(ctx, dataset), secondary_table(ctx, dataset)):
+        if table is not None:
+            section.add(table)
+    return section
+
+
+def ood_gap_table(ctx: ReportContext, dataset: str, split: str) -> Table | None:
+    """Return per model: test and ``split`` primary metric (mean ± sd) and their paired difference over seeds."""
+    r = ctx.results
+    metric = ctx.settings.primary_metric
+    sub = r[(r["dataset"] == dataset) & (r["metric"] == metric) & r["split"].isin([ctx.settings.split, split])]
+    if sub.empty or not (sub["split"] == split).any():
+        return None
+    wide = sub.pivot_table(index=["model", "seed"], columns="split", values="value", aggfunc="first")
+    level = f"{100 * ctx.settings.confidence:g}%"
+    cells = []
+    for model in ctx.run.models(dataset):
+        if model not in wide.index.get_level_values("model"):
+            continue
+        block = wide.loc[model]
+        test = block.get(ctx.settings.split, pd.Series(dtype=float)).to_numpy(float)
+        ood = block.get(split, pd.Series(dtype=float)).to_numpy(float)
+        if not len(test) or not len(ood):
+            continue
+        res = paired_difference(ood, test, confidence=ctx.settings.confidence)
+        cells.append((
+            model,
+            fmt.mean_sd(np.nanmean(test), np.nanstd(test, ddof=1) if np.sum(~np.isnan(test)) > 1 else np.nan),
+            fmt.mean_sd(np.nanmean(ood), np.nanstd(ood, ddof=1) if np.sum(~np.isnan(ood)) > 1 else np.nan),
+            fmt.pp(res.mean_diff),
+            fmt.interval_pp(res.ci_low, res.ci_high),
+            fmt.pvalue(res.p_t),
+            str(res.n),
+        ))
+    if not cells:
+        return None
+    return Table(
+        columns=("Model", f"{ctx.settings.split} (%)", f"{split} (%)", "Gap (pp)", f"{level} CI", "p_t", "n"),
+        rows=tuple(cells),
+        align=("l", "r", "r", "r", "r", "r", "r"),
+        caption=f"{metric_label(metric)} on {ctx.settings.split} and on {split} (mean ± sd over seeds); gap = "
+                f"{split} - {ctx.settings.split}, paired by seed, with its t interval and paired t test (uncorrected).",
+    )
+
+
+def ood_section(ctx: ReportContext, dataset: str) -> Section | None:
+    """Return the out-of-distribution subsection of ``dataset`` (None when it has no extra split)."""
+    splits = ctx.run.extra_splits(dataset)
+    if not splits:
+        return None
+    section = Section("Out-of-distribution")
+    for split in splits:
+        sub = Section(f"Split {split}")
+        gap = ood_gap_table(ctx, dataset, split)
+        if gap is not None:
+            sub.add(gap)
+        sentences = verdict_sentences(ctx, dataset, split)
+        if sentences:
+            sub.add(Paragraph(f"The comparisons repeated on {split} (Holm correction over the {split} comparisons):"),
+                    BulletList(tuple(sentences)))
+            table = comparison_table(ctx, dataset, split)
+            if table is not None:
+                sub.add(table)
+        if sub.blocks:
+            section.subsections.append(sub)
+    return section if section.subsections else None

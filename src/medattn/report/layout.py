@@ -1,0 +1,52 @@
+"""Which sections the report has, in which order: the default builders, registered in one place.
+
+Top level: answer, one section per dataset, across datasets, methods. Inside each dataset's section:
+comparisons, models, accuracy vs cost, per-class recall and confusion matrices, training curves,
+out-of-distribution. Later modules add theirs with ``register`` (see :mod:`medattn.report.registry`).
+"""
+
+from __future__ import annotations
+
+from medattn.report.across import across_sections
+from medattn.report.comparisons import comparisons_section, ood_section
+from medattn.report.context import ReportContext
+from medattn.report.diagnostics import curves_section, per_class_section
+from medattn.report.document import Paragraph, Section
+from medattn.report.methods import methods_sections
+from medattn.report.overview import overview_sections
+from medattn.report.registry import DATASET_SECTIONS, REPORT_SECTIONS
+
+__all__ = ["DATASET_SECTIONS", "REPORT_SECTIONS", "dataset_sections", "register_defaults"]
+from medattn.report.summary import cost_section, models_section
+
+
+def dataset_sections(ctx: ReportContext) -> list[Section]:
+    """Return one section per dataset, its subsections made by the registered dataset-section builders."""
+    sections = []
+    for dataset in ctx.run.datasets:
+        section = Section(f"Dataset {dataset}")
+        spec = ctx.run.dataset_spec(dataset)
+        if spec and spec != dataset:
+            section.add(Paragraph(f"Loaded from `{spec}`."))
+        for entry in DATASET_SECTIONS.builders():
+            sub = entry.builder(ctx, dataset)
+            if sub is not None:
+                section.subsections.append(sub)
+        sections.append(section)
+    return sections
+
+
+def register_defaults() -> None:
+    """Register the built-in section builders (idempotent: builders already registered are kept)."""
+    for name, builder in (("answer", overview_sections), ("datasets", dataset_sections),
+                          ("across-datasets", across_sections), ("methods", methods_sections)):
+        if name not in REPORT_SECTIONS.names():
+            REPORT_SECTIONS.register(name, builder)
+    for name, builder in (("comparisons", comparisons_section), ("models", models_section),
+                          ("cost", cost_section), ("per-class", per_class_section),
+                          ("training-curves", curves_section), ("out-of-distribution", ood_section)):
+        if name not in DATASET_SECTIONS.names():
+            DATASET_SECTIONS.register(name, builder)
+
+
+register_defaults()

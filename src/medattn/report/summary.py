@@ -1,0 +1,128 @@
+"""The per-model part of a dataset's section: mean ± sd of every metric with the model's costs, the
+selected hyperparameters, and accuracy against cost with the Pareto front.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from medattn.report import formatting as fmt
+from medattn.report.comparisons import metric_label
+from medattn.report.context import ReportContext
+from medattn.report.document import FigureBlock, Paragraph, Section, Table, slugify
+from medattn.report.figures import accuracy_cost_figure, pareto_front
+from medattn.stats.tidy import COST_COLUMNS, higher_is_better
+
+SUMMARY_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "macro_f1", "ece")
+COST_LABELS: dict[str, str] = {
+    "params": "Params",
+    "flops": "FLOPs",
+    "train_images_per_s": "Train img/s",
+    "infer_images_per_s": "Infer img/s",
+    "peak_memory_mb": "Peak mem (MB)",
+}
+FIGURE_COSTS: dict[str, str] = {"params": "parameters", "flops": "FLOPs per image"}
+
+
+def role(is_baseline: bool, attention: str) -> str:
+    """Return 'baseline', 'plain' or 'attention' for a model."""
+    return "baseline" if is_baseline else ("plain" if attention == "none" else "attention")
+
+
+def _cost_cell(column: str, value: object) -> str:
+    """Return a formatted cost value."""
+    return fmt.si(value) if column in ("params", "flops") else fmt.number(value, 0)
+
+
+def summary_table(ctx: ReportContext, dataset: str) -> Table | None:
+    """Return per model: role, seeds, mean ± sd (%) of the summary metrics and the cost columns."""
+    s = ctx.summary[ctx.summary["dataset"] == dataset]
+    if s.empty:
+        return None
+    metrics = [m for m in SUMMARY_METRICS if m in set(s["metric"])]
+    costs = [c for c in COST_COLUMNS if c in s.columns and s[c].notna().any()]
+    means = s.pivot_table(index="model", columns="metric", values="mean", aggfunc="first")
+    best = {m: (means[m].idxmax() if higher_is_better(m) else means[m].idxmin())
+            for m in metrics if means[m].notna().any()}
+    rows = []
+    for model in ctx.run.models(dataset):
+        m_rows = s[s["model"] == model]
+        if m_rows.empty:
+            continue
+        first = m_rows.iloc[0]
+        cells = [model, role(bool(first["is_baseline"]), str(first["attention"])), str(int(m_rows["n"].max()))]
+        for metric in metrics:
+            hit = m_rows[m_rows["metric"] == metric]
+            text = fmt.NA if hit.empty else fmt.mean_sd(hit["mean"].iloc[0], hit["std"].iloc[0])
+            cells.append(f"**{text}**" if best.get(metric) == model else text)
+        cells += [_cost_cell(c, first[c]) for c in costs]
+        rows.append(tuple(cells))
+    columns = ("Model", "Role", "Seeds", *(f"{metric_label(m, capital=True)} (%)" for m in metrics),
+               *(COST_LABELS[c] for c in costs))
+    return Table(
+        columns=columns,
+        rows=tuple(rows),
+        align=("l", "l", *("r",) * (len(columns) - 2)),
+        caption=f"Mean ± sd over seeds on {ctx.settings.split} (bold: best mean; for ECE lower is better), "
+                "with each model's cost (FLOPs per image, throughput in images per second).",
+    )
+
+
+def hyperparameter_table(ctx: ReportContext, dataset: str) -> Table | None:
+    """Return the tuned hyperparameters (``hp_`` columns) each model was retrained with."""
+    r = ctx.results[ctx.results["dataset"] == dataset]
+    cols = [c for c in r.columns if c.startswith("hp_") and r[c].notna().any()]
+    if not cols:
+        return None
+    rows = []
+    for model in ctx.run.models(dataset):
+        per_seed = r[r["model"] == model].drop_duplicates("seed")
+        cells = [model]
+        for col in cols:
+            values = per_seed[col].dropna().unique()
+            cells.append(fmt.NA if len(values) == 0 else fmt.hp_value(values[0]) if len(values) == 1 else "varies")
+        rows.append(tuple(cells))
+    return Table(
+        columns=("Model", *(c[3:] for c in cols)),
+        rows=tuple(rows),
+        align=("l", *("r",) * len(cols)),
+        caption="Hyperparameters selected by tuning (the same for every seed of a model).",
+    )
+
+
+def models_section(ctx: ReportContext, dataset: str) -> Section | None:
+    """Return the 'Models' subsection: the summary table and the selected hyperparameters."""
+    blocks = [t for t in (summary_table(ctx, dataset), hyperparameter_table(ctx, dataset)) if t is not None]
+    return Section("Models", list(blocks)) if blocks else None
+
+
+def cost_section(ctx: ReportContext, dataset: str) -> Section | None:
+    """Return the accuracy-vs-cost subsection: one figure per recorded cost, its Pareto-optimal models named."""
+    s = ctx.summary
+    s = s[(s["dataset"] == dataset) & (s["metric"] == ctx.settings.primary_metric)].reset_index(drop=True)
+    costs = [c for c in FIGURE_COSTS if c in s.columns and s[c].notna().any()]
+    if s.empty or not higher_is_better(ctx.settings.primary_metric):
+        return None
+    if not costs:
+        return Section("Accuracy vs cost", [Paragraph("No cost measurements (params, FLOPs) in the results.")])
+    section = Section("Accuracy vs cost")
+    label = metric_label(ctx.settings.primary_metric)
+    for cost in costs:
+        front = s.loc[pareto_front(s, cost, "mean"), "model"].tolist()
+        fig = accuracy_cost_figure(s, cost_col=cost, acc_col="mean", err_col="std", label_col="model",
+                                   title=f"{dataset}: {label} vs {FIGURE_COSTS[cost]}")
+        ax = fig.axes[0]
+        ax.set_ylabel(f"{label} (mean over seeds)")
+        section.add(
+            FigureBlock(slugify(f"{dataset}-accuracy-vs-{cost}"), fig,
+                        f"Mean {label} on {ctx.settings.split} (bars: sd over seeds) against {FIGURE_COSTS[cost]}; "
+                        "dashed: the Pareto front."),
+            Paragraph(f"Pareto-optimal in {FIGURE_COSTS[cost]} (no other model is both cheaper and more accurate): "
+                      + ", ".join(f"`{m}`" for m in front) + "."),
+        )
+    return section
+
+
+def cost_columns(results: pd.DataFrame) -> list[str]:
+    """Return the cost columns of ``results`` that hold at least one value."""
+    return [c for c in COST_COLUMNS if c in results.columns and results[c].notna().any()]
