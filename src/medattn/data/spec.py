@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from medattn.errors import DataError
 from medattn.data.imageset import ImageSet
+from medattn.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from typing import Any
 
 import torch.nn as nn
 
-from medattn.attention.registry import check_options, get_mechanism, mechanism_names
+from medattn.attention.registry import check_options, get_mechanism
 from medattn.errors import ModelError
 from medattn.models import placement as placing
 from medattn.models.backbones import BACKBONES, SMALL_IMAGE, get_backbone
 
-__all__ = ["BACKBONES", "SMALL_IMAGE", "build_model", "mechanism_names"]
+__all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
 
 
 def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in_chans: int = 3,
@@ -29,7 +29,7 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
         raise ModelError(f"attention 'none' takes no options; remove {', '.join(attention_kwargs)}")
     check_options(mechanism, attention_kwargs)
 
-    def create():
+    def create() -> nn.Module:
         return spec.create(num_classes, in_chans, image_size, drop_rate, small_stem)
 
     model = create()
