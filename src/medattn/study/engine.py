@@ -1,0 +1,429 @@
+"""The engine: creates the Optuna studies of a plan, claims planned runs from the storage and runs them.
+
+Per (dataset, model) there are two studies: `<study>/<dataset>/<model>/tune` holds the tuning trials
+(sampled by TPE or random search, pruned per epoch on the validation metric, trained on train+val only)
+and `.../final` holds one trial per seed, which retrains the best tuning configuration on the full data
+and evaluates every split (test, test_ood, ...). A final trial is only claimed once its tuning study is
+settled. Artifacts are written under `<output>/artifacts/...` and stored as paths relative to `<output>`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from medattn.data.imageset import ImageSet
+from medattn.data.spec import load_dataset
+from medattn.errors import SpecError, TrainingFailed
+from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, load_context
+from medattn.study.slots import INTERRUPTED_ATTR, SEED_ATTR, SLOT_ATTR, claim, mark_failed, slot_states, top_up
+from medattn.study.spec import ParamSpec, apply_params
+from medattn.study.storage import Heartbeat, open_storage
+from medattn.train.config import ModelConfig
+
+CONFIG_ATTR = "medattn:config"
+COST_ATTR = "cost"
+TUNE, FINAL = "tune", "final"
+TUNING_SPLITS = ("train", "val")
+
+TrainFn = Callable[..., Any]
+Log = Callable[[str], None]
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_plan_storage(plan: Plan) -> BaseStorage:
+    """The plan's storage with the spec's heartbeat, grace period and retry settings."""
+    w = plan.spec.workers
+    return open_storage(plan.storage_url, w.heartbeat_interval, w.grace_period, w.max_retries)
+
+
+def subset(data: ImageSet, splits: tuple[str, ...]) -> ImageSet:
+    """The images of some splits only (every per-image extra sliced alike)."""
+    keep = np.flatnonzero(np.isin(data.split, splits))
+    idx = torch.as_tensor(keep, dtype=torch.long, device=data.images.device)
+    return replace(
+        data,
+        images=data.images[idx], labels=data.labels[idx], split=data.split[keep],
+        group=None if data.group is None else data.group[keep],
+        domain=None if data.domain is None else data.domain[keep],
+        concepts=None if data.concepts is None else data.concepts.iloc[keep].reset_index(drop=True),
+        masks=None if data.masks is None else data.masks[idx],
+        artefact_masks={k: v[idx] for k, v in data.artefact_masks.items()},
+    )
+
+
+def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Sample (or, for a retried trial, re-read) every search-space parameter of a trial."""
+    params: dict[str, Any] = {}
+    for name, p in space.items():
+        if p.type == "categorical":
+            params[name] = trial.suggest_categorical(name, p.choices)
+        elif p.type == "int":
+            params[name] = trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+        else:
+            params[name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
+    return params
+
+
+def make_pruner(plan: Plan) -> optuna.pruners.BasePruner:
+    """The Optuna pruner the spec names (epochs are the pruning steps)."""
+    p = plan.spec.tuning.pruner
+    if p.type == "median":
+        # steps are 1-based epochs and Optuna prunes from step n_warmup_steps on: protect epochs 1..warmup
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs + 1)
+    if p.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_epochs, max_resource=plan.spec.tuning_epochs,
+                                              reduction_factor=p.reduction_factor)
+    if p.type == "successive_halving":  # asynchronous successive halving: a trial continues past epoch
+        # min_epochs * factor**k only if it ranks in the top 1/factor of the trials that reached that epoch
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=p.min_epochs, reduction_factor=p.reduction_factor)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(plan: Plan, trial_number: int) -> optuna.samplers.BaseSampler:
+    """A sampler seeded by (spec seed, trial number): reproducible alone, distinct across parallel workers."""
+    t = plan.spec.tuning
+    seed = t.seed * 1_000_003 + trial_number
+    if t.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=t.startup_trials, constant_liar=True)
+
+
+def tuning_keys(plan: Plan) -> list[int]:
+    """Slot keys of a tuning study."""
+    return list(range(plan.spec.tuning.trials))
+
+
+class Engine:
+    """Plans a study into a storage and runs its trials one at a time in this process."""
+
+    def __init__(self, plan: Plan, storage: BaseStorage | None = None, train_fn: TrainFn | None = None,
+                 log: Log | None = None, worker: str | None = None) -> None:
+        self.plan = plan
+        self.storage = storage if storage is not None else open_plan_storage(plan)
+        if train_fn is None:
+            from medattn.train.loop import train_run as train_fn
+        self.train_fn = train_fn
+        self.log = log or (lambda msg: print(msg, flush=True))
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.max_retries = plan.spec.workers.max_retries
+        self._studies: dict[str, optuna.Study] = {}
+        self._settled: set[str] = set()
+        self._data: dict[str, ImageSet] = {}
+        self._tune_data: dict[str, ImageSet] = {}
+        spec = plan.spec
+        self._tune_train = spec.train.model_copy(update={"epochs": spec.tuning_epochs, "progress": False,
+                                                         "save_epochs": []})
+        self._final_train = spec.train.model_copy(update={"progress": False})
+
+    # ------------------------------------------------------------------------------------ planning
+    def study(self, name: str) -> optuna.Study:
+        """The Optuna study of that name, created (maximising) if absent."""
+        if name not in self._studies:
+            self._studies[name] = optuna.create_study(storage=self.storage, study_name=name,
+                                                      direction="maximize", load_if_exists=True)
+        return self._studies[name]
+
+    def ensure_planned(self) -> None:
+        """Create every study and enqueue every missing slot; SpecError if the storage holds another plan."""
+        for unit in self.plan.units:
+            for name, keys, stage in ((unit.tune_study, tuning_keys(self.plan), TUNE),
+                                      (unit.final_study, self.plan.seeds, FINAL)):
+                study = self.study(name)
+                self._check_config(unit, study)
+                states = slot_states(study.get_trials(deepcopy=False), keys)
+                top_up(study, states, stage, self.max_retries)
+
+    def _check_config(self, unit: Unit, study: optuna.Study) -> None:
+        current = self.plan.fingerprints[unit.tune_study]
+        stored = study.user_attrs.get(CONFIG_ATTR)
+        if stored is None:
+            study.set_user_attr(CONFIG_ATTR, current)
+            study.set_user_attr("dataset", unit.dataset.name)
+            study.set_user_attr("model", unit.model.name)
+            return
+        if stored != current:
+            diff = ", ".join(_differences(json.loads(stored), json.loads(current))) or "?"
+            raise SpecError(f"{self.plan.spec.source}: the storage {self.plan.storage_url} already holds "
+                            f"'{study.study_name}' planned with different settings ({diff}); restore them, or "
+                            f"use another `output`/`storage` for the changed study")
+
+    # ------------------------------------------------------------------------------------- claiming
+    def step(self) -> str:
+        """Run one claimable trial: returns `ran`, `wait` (others are busy) or `done` (study complete)."""
+        unsettled = False
+        for unit in self.plan.units:  # final runs first: results appear early, tuning keeps others busy
+            if unit.final_study in self._settled:
+                continue
+            unsettled = True
+            if not self.is_settled(unit.tune_study, tuning_keys(self.plan), TUNE):
+                continue
+            trial = self._visit(unit.final_study, self.plan.seeds, FINAL)
+            if trial is not None:
+                self._run_final(unit, trial)
+                return "ran"
+        for unit in self.plan.units:
+            if unit.tune_study in self._settled:
+                continue
+            trial = self._visit(unit.tune_study, tuning_keys(self.plan), TUNE)
+            if trial is not None:
+                self._run_tune(unit, trial)
+                return "ran"
+        return "wait" if unsettled else "done"
+
+    def is_settled(self, name: str, keys: list[int], stage: str) -> bool:
+        """Whether every slot of a study is done or failed for good (nothing more will run in it)."""
+        if name in self._settled:
+            return True
+        states = slot_states(self.study(name).get_trials(deepcopy=False), keys)
+        if all(s.settled(self.max_retries) for s in states.values()):
+            self._visit(name, keys, stage)  # records it, and tidies leftover duplicates
+            return True
+        return False
+
+    def _visit(self, name: str, keys: list[int], stage: str) -> FrozenTrial | None:
+        """Fail stale trials, top up lost slots, and claim a waiting trial of one study."""
+        study = self.study(name)
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.RUNNING for t in trials):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(study)  # heartbeat-stale trials: FAIL, and a retry is enqueued
+            trials = study.get_trials(deepcopy=False)
+        states = slot_states(trials, keys)
+        if all(s.settled(self.max_retries) for s in states.values()):
+            if any(t.state == TrialState.WAITING for t in trials):
+                # leftovers of a top-up race: claiming marks them failed as duplicates of finished runs
+                leftover = claim(self.storage, study._study_id, keys)
+                assert leftover is None, "a settled study cannot have a live waiting trial"
+            self._settled.add(name)
+            return None
+        if top_up(study, states, stage, self.max_retries):
+            self.log(f"{name}: re-enqueued runs whose attempts were lost")
+        trial = claim(self.storage, study._study_id, keys)
+        if trial is not None:
+            for key, value in (("worker", self.worker), ("claimed_at", time.time())):
+                self.storage.set_trial_user_attr(trial._trial_id, key, value)
+        return trial
+
+    # -------------------------------------------------------------------------------------- running
+    def dataset(self, unit: Unit) -> ImageSet:
+        """The unit's dataset, loaded once per worker."""
+        name = unit.dataset.name
+        if name not in self._data:
+            from medattn.train.loop import resolve_device
+
+            data = load_dataset(unit.dataset.spec, load_context(self.plan.spec))
+            # moved once, so that every run of this worker finds it on its device already
+            self._data[name] = data.to(resolve_device(self.plan.spec.train.device))
+        return self._data[name]
+
+    def tuning_dataset(self, unit: Unit) -> ImageSet:
+        """The unit's train and val splits only: tuning never sees a test split."""
+        name = unit.dataset.name
+        if name not in self._tune_data:
+            self._tune_data[name] = subset(self.dataset(unit), TUNING_SPLITS)
+        return self._tune_data[name]
+
+    def _run_tune(self, unit: Unit, frozen: FrozenTrial) -> None:
+        spec, metric = self.plan.spec, self.plan.spec.selection_metric
+        study = optuna.load_study(study_name=unit.tune_study, storage=self.storage,
+                                  sampler=make_sampler(self.plan, frozen.number), pruner=make_pruner(self.plan))
+        trial = optuna.Trial(study, frozen._trial_id)
+        epochs = 0
+
+        def on_epoch(epoch: int, val: dict[str, float]) -> None:
+            nonlocal epochs
+            epochs = epoch
+            trial.report(float(val[metric]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        label = f"{unit.key} tune #{frozen.user_attrs[SLOT_ATTR]}"
+        start = time.time()
+        attrs: dict[str, Any] = {}
+        with Heartbeat(self.storage, frozen._trial_id, spec.workers.heartbeat_interval):
+            try:
+                params = suggest(trial, spec.tuning.search_space)
+                model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train, params)
+                self.log(f"{label}: start {_short(params)}")
+                result = self.train_fn(self.tuning_dataset(unit), model_cfg, train_cfg, spec.tuning.seed, None,
+                                       on_epoch)
+                value = float(result.metrics["val"][metric])
+                attrs = {"status": "ok", "val": result.metrics["val"], "best_epoch": result.best_epoch}
+                epochs = result.epochs_run
+                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
+            except optuna.TrialPruned:
+                state, value, attrs = TrialState.PRUNED, None, {"status": "pruned"}
+            except TrainingFailed as exc:
+                state, value, attrs = TrialState.PRUNED, None, {"status": "diverged", "error": str(exc)}
+            except KeyboardInterrupt:
+                mark_failed(self.storage, frozen._trial_id, INTERRUPTED_ATTR)
+                raise
+            except Exception as exc:
+                self.log(f"{label}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                state, value = TrialState.FAIL, None
+                attrs = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        attrs.update(epochs_run=epochs, seconds=time.time() - start)
+        if self._finish(unit, TUNE, frozen, state, value, attrs, label):
+            self.log(f"{label}: {attrs['status']} after {epochs} epoch(s)"
+                     + (f", val {metric} {value:.4f}" if value is not None else ""))
+
+    def _run_final(self, unit: Unit, frozen: FrozenTrial) -> None:
+        spec, metric = self.plan.spec, self.plan.spec.selection_metric
+        seed = int(frozen.user_attrs[SEED_ATTR])
+        label = f"{unit.key} seed {seed}"
+        params, tuned_from = self.best_params(unit)
+        rel = Path(ARTIFACT_DIR) / unit.dataset.name / unit.model.name / f"seed{seed}-trial{frozen.number}"
+        out_dir = self.plan.artifact_root / rel
+        start = time.time()
+        attrs: dict[str, Any] = {"params": params, "tuned_from": tuned_from, "seed": seed,
+                                 "artifact_dir": rel.as_posix()}
+        value: float | None = None
+        with Heartbeat(self.storage, frozen._trial_id, spec.workers.heartbeat_interval):
+            try:
+                model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
+                data = self.dataset(unit)
+                self._ensure_cost(unit, model_cfg, data)
+                self.log(f"{label}: start (tuned trial {tuned_from}) {_short(params)}")
+                result = self.train_fn(data, model_cfg, train_cfg, seed, out_dir, None)
+                value = float(result.metrics["val"][metric])
+                attrs.update(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
+                             epochs_run=result.epochs_run, timing=result.timing,
+                             artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()})
+                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
+            except TrainingFailed as exc:
+                state = TrialState.PRUNED  # a diverged seed is a result (counted once), not a crash to retry
+                attrs.update(status="failed", error=str(exc))
+            except KeyboardInterrupt:
+                mark_failed(self.storage, frozen._trial_id, INTERRUPTED_ATTR)
+                raise
+            except Exception as exc:
+                self.log(f"{label}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                state = TrialState.FAIL
+                attrs.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        attrs["seconds"] = time.time() - start
+        if self._finish(unit, FINAL, frozen, state, value if state == TrialState.COMPLETE else None, attrs, label):
+            self.log(f"{label}: {attrs['status']}" + (f", val {metric} {value:.4f}" if value is not None else ""))
+
+    def _finish(self, unit: Unit, stage: str, frozen: FrozenTrial, state: TrialState, value: float | None,
+                attrs: dict[str, Any], label: str) -> bool:
+        """Store the outcome; False if the trial had been taken over meanwhile (result dropped)."""
+        try:
+            for key, val in attrs.items():
+                self.storage.set_trial_user_attr(frozen._trial_id, key, _jsonable(val))
+            self.storage.set_trial_state_values(frozen._trial_id, state=state,
+                                                values=None if value is None else [value])
+        except UpdateFinishedTrialError:
+            self.log(f"{label}: result dropped: the trial was failed as stale meanwhile (heartbeat missed) "
+                     f"and is run again elsewhere")
+            return False
+        if state == TrialState.FAIL:  # a crashed attempt: enqueue its retry now rather than at the next pass
+            name, keys = ((unit.final_study, self.plan.seeds) if stage == FINAL
+                          else (unit.tune_study, tuning_keys(self.plan)))
+            study = self.study(name)
+            top_up(study, slot_states(study.get_trials(deepcopy=False), keys), stage, self.max_retries)
+        return True
+
+    def best_params(self, unit: Unit) -> tuple[dict[str, Any], int | None]:
+        """Search-space values of the best finished tuning trial (ties: lowest number); defaults if none."""
+        keys = set(tuning_keys(self.plan))
+        best: FrozenTrial | None = None
+        for t in self.study(unit.tune_study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get(SLOT_ATTR) not in keys or t.value is None or not math.isfinite(t.value):
+                continue
+            if best is None or t.value > best.value:  # type: ignore[operator]
+                best = t
+        return ({}, None) if best is None else (dict(best.params), best.number)
+
+    def _ensure_cost(self, unit: Unit, model_cfg: ModelConfig, data: ImageSet) -> None:
+        """Measure the model's cost once per (dataset, model) and keep it in the final study's attrs."""
+        study = self.study(unit.final_study)
+        if not self.plan.spec.cost or COST_ATTR in self.storage.get_study_user_attrs(study._study_id):
+            return
+        cost = measure_model_cost(model_cfg, data)
+        if cost is not None:
+            study.set_user_attr(COST_ATTR, cost)
+
+
+def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, float] | None:
+    """params, flops, throughputs and peak memory from `medattn.models.cost`, or None if unavailable."""
+    import inspect
+
+    try:
+        from medattn.models.cost import measure_cost
+    except ModuleNotFoundError as exc:
+        if exc.name == "medattn.models.cost":
+            return None  # no cost module in this installation: cost columns stay empty
+        print(f"warning: model costs not measured: {exc}", flush=True)
+        return None
+
+    kwargs: dict[str, Any] = dict(backbone=model_cfg.backbone, attention=model_cfg.attention,
+                                  image_size=data.image_size, in_chans=data.in_chans,
+                                  num_classes=data.num_classes, placement=model_cfg.placement)
+    params = inspect.signature(measure_cost).parameters
+    if "small_stem" in params:
+        kwargs["small_stem"] = model_cfg.small_stem
+    try:
+        cost = measure_cost(**kwargs, **model_cfg.attention_kwargs)
+    except Exception as exc:  # cost is informative only: never fail a run over it
+        print(f"warning: cost of {model_cfg.backbone}+{model_cfg.attention} not measured: {exc}", flush=True)
+        return None
+    raw = asdict(cost) if is_dataclass(cost) else dict(cost) if isinstance(cost, dict) else vars(cost)
+    return {k: float(v) for k, v in raw.items() if isinstance(v, (int, float))}
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if old == new else [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def _relative(path: str, root: Path) -> str:
+    p = Path(path)
+    try:
+        return p.absolute().relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types for storage attrs: numpy/torch scalars as floats, NaN/inf as None, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return number if math.isfinite(number) else None
+
+
+def _short(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

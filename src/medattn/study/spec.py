@@ -1,0 +1,468 @@
+"""The study spec: what to compare (datasets x models), how to tune it fairly, how often to repeat it.
+
+A study spec is a YAML file validated by pydantic. Every user error (unknown key, bad value, duplicate
+name, impossible search space) raises `SpecError` with one line `FILE:LINE: FIELD: problem; fix`.
+
+    name: quickstart
+    datasets:
+      - spec: synthetic:derm-synth?n=600&size=32
+        name: derm                         # optional; default: derived from the spec
+    models:
+      grid:                                 # backbones x attentions x placements
+        backbones: [resnet18]
+        attentions: [se, cbam]              # the plain backbone is added unless include_plain: false
+        placements: {all: null}             # name -> placement dict (null = the zoo's default)
+      list: []                              # explicit entries: {name, backbone, attention, placement, ...}
+      baselines: [vit_tiny_patch16_224]     # reference models outside the grid (is_baseline = true)
+    train: {epochs: 10, batch_size: 128}    # TrainConfig fields shared by every run
+    tuning:
+      trials: 16                            # the same budget for every (dataset, model)
+      max_epochs: 10
+      pruner: median                        # median | hyperband | successive_halving | none (or a mapping)
+      search_space:                         # TrainConfig paths, or model.<ModelConfig field>
+        lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+        augment.strength: {low: 0.0, high: 2.0}
+    seeds: 5                                # final stage: the tuned config retrained with 5 seeds
+    selection_metric: balanced_accuracy     # on the validation split
+    storage: null                           # null: a journal file in `output`; or an SQLAlchemy URL
+    output: runs/quickstart
+    cost: true                              # measure params, FLOPs, images/s, memory per model
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from medattn.errors import SpecError
+from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
+from medattn.train.config import ModelConfig, Strict, TrainConfig
+
+SELECTION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
+# Search-space names that would break fairness (the epoch budget) or make no sense to tune.
+UNTUNABLE = {"epochs", "device", "progress", "save_epochs", "model.backbone", "model.attention",
+             "model.placement", "model.attention_kwargs"}
+DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
+    "lr": {"low": 1e-4, "high": 1e-2, "log": True},
+    "weight_decay": {"low": 1e-5, "high": 1e-1, "log": True},
+    "augment.strength": {"low": 0.0, "high": 2.0},
+    "model.drop_rate": {"low": 0.0, "high": 0.5},
+}
+
+
+def _check_name(value: str | None) -> str | None:
+    if value is not None and not NAME_PATTERN.match(value):
+        raise ValueError(f"name '{value}' may contain only letters, digits and . _ + @ = - "
+                         f"(and must start with a letter or digit)")
+    return value
+
+
+class DatasetEntry(Strict):
+    """One dataset: a loader spec string (`kind:target?options`) and an optional short name."""
+
+    spec: str
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"spec": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        return _check_name(value)
+
+
+class ModelEntry(Strict):
+    """One explicitly listed model (or baseline): a ModelConfig plus an optional name."""
+
+    name: str | None = None
+    backbone: str
+    attention: str = "none"
+    placement: dict[str, Any] | None = None
+    attention_kwargs: dict[str, Any] = Field(default_factory=dict)
+    small_stem: bool | None = None
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"backbone": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        return _check_name(value)
+
+    def model_config_(self) -> ModelConfig:
+        """The ModelConfig this entry describes."""
+        return ModelConfig(backbone=self.backbone, attention=self.attention, placement=self.placement,
+                           attention_kwargs=self.attention_kwargs, small_stem=self.small_stem,
+                           drop_rate=self.drop_rate)
+
+
+class GridSpec(Strict):
+    """Backbones x attention mechanisms x placements; the plain backbones are included by default."""
+
+    backbones: list[str] = Field(min_length=1)
+    attentions: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    placements: list[dict[str, Any] | None] | dict[str, dict[str, Any] | None] = Field(
+        default_factory=lambda: [None])
+    include_plain: bool = True
+    attention_kwargs: dict[str, Any] = Field(default_factory=dict)
+    small_stem: bool | None = None
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("placements")
+    @classmethod
+    def _placement_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key in value:
+                _check_name(key)
+        elif not value:
+            raise ValueError("give at least one placement (null means the zoo's default placement)")
+        return value
+
+
+class ModelsSpec(Strict):
+    """The compared models: a grid, an explicit list, and baselines (reference models outside the grid)."""
+
+    model_config = {**Strict.model_config, "populate_by_name": True}
+
+    grid: GridSpec | None = None
+    items: list[ModelEntry] = Field(default_factory=list, alias="list")
+    baselines: list[ModelEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_model(self) -> ModelsSpec:
+        if self.grid is None and not self.items and not self.baselines:
+            raise ValueError("no models: give models.grid, models.list or models.baselines")
+        return self
+
+
+class ParamSpec(Strict):
+    """One search-space dimension: float/int range (optionally log-scaled) or a categorical choice."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+    choices: list[None | bool | int | float | str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty `choices` list")
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("a categorical parameter takes only `choices` (no low/high/log/step)")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"`choices` is only for type: categorical (this one is {self.type})")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs both `low` and `high`")
+        if self.low > self.high:
+            raise ValueError(f"low={self.low} is above high={self.high}; swap them")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0 (got low={self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("`step` cannot be combined with log: true")
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError(f"an int parameter needs integer bounds (got {self.low}..{self.high})")
+        return self
+
+    def values_to_check(self) -> list[Any]:
+        """Extreme values (or every choice) that must all give valid configs."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        cast = int if self.type == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+
+class PrunerSpec(Strict):
+    """Early stopping of unpromising tuning trials (Optuna pruners), reported once per epoch."""
+
+    type: Literal["median", "hyperband", "successive_halving", "none"] = "median"
+    startup_trials: int = Field(4, ge=0)  # median: trials finished before pruning starts
+    warmup_epochs: int = Field(1, ge=0)  # median: the first epochs of a trial are never pruned
+    min_epochs: int = Field(1, ge=1)  # hyperband / successive_halving: epochs before the first cut
+    reduction_factor: int = Field(3, ge=2)  # hyperband / successive_halving: 1/factor survive each cut
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
+class TuningSpec(Strict):
+    """The tuning stage: one Optuna study per (dataset, model), identical budget and search space."""
+
+    trials: int = Field(16, ge=0)
+    max_epochs: int | None = Field(None, ge=1)
+    sampler: Literal["tpe", "random"] = "tpe"
+    startup_trials: int = Field(5, ge=1)  # TPE: random trials before the model kicks in
+    seed: int = Field(0, ge=0)  # sampler seed and the training seed of every tuning trial
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    search_space: dict[str, ParamSpec] = Field(
+        default_factory=lambda: {k: ParamSpec(**v) for k, v in DEFAULT_SEARCH_SPACE.items()})
+
+
+class WorkerSpec(Strict):
+    """Worker behaviour: heartbeats, when a silent worker's trial is taken over, how often to retry."""
+
+    heartbeat_interval: int = Field(10, ge=1)  # seconds between heartbeats of a running trial
+    grace_period: int = Field(60, ge=2)  # seconds without heartbeat before a trial is failed and retried
+    max_retries: int = Field(2, ge=0)  # retries of one run after crashes before it counts as failed
+    poll_interval: float = Field(2.0, gt=0)  # seconds an idle worker waits before looking again
+
+    @model_validator(mode="after")
+    def _grace_above_interval(self) -> WorkerSpec:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(f"grace_period ({self.grace_period}s) must exceed heartbeat_interval "
+                             f"({self.heartbeat_interval}s), e.g. 3x")
+        return self
+
+
+class StudySpec(Strict):
+    """A whole study: datasets x models, shared training defaults, tuning, final seeds, storage."""
+
+    name: str
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    models: ModelsSpec
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
+    seeds: int | list[int] = 5
+    selection_metric: Literal["balanced_accuracy", "auc", "macro_f1", "accuracy"] = "balanced_accuracy"
+    storage: str | None = None
+    output: str | None = None
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    cost: bool = True  # measure params, FLOPs, throughput, memory once per (dataset, model)
+    workers: WorkerSpec = Field(default_factory=WorkerSpec)
+
+    _marks: MarkedYaml | None = PrivateAttr(None)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        return _check_name(value)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("need at least one seed")
+        else:
+            if not value:
+                raise ValueError("seeds: empty list; give a number of seeds or a list of seed values")
+            if len(set(value)) != len(value) or min(value) < 0:
+                raise ValueError(f"seeds {value}: seed values must be distinct and >= 0")
+        return value
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The final-stage seeds."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def tuning_epochs(self) -> int:
+        """Epoch budget of one tuning trial."""
+        return self.tuning.max_epochs or self.train.epochs
+
+    @property
+    def source(self) -> str:
+        """The file the spec came from (or '<spec>')."""
+        return self._marks.source if self._marks else "<spec>"
+
+    def where(self, path: PathKey) -> str:
+        """`file:line` of a field, for error messages."""
+        return self._marks.where(path) if self._marks else self.source
+
+    def error(self, path: PathKey, message: str) -> SpecError:
+        """A SpecError `FILE:LINE: FIELD: message` for the field at `path`."""
+        return SpecError(f"{self.where(path)}: {format_path(path)}: {message}")
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study spec file; SpecError naming file, line and field on any problem."""
+    marks = load_marked(path)
+    return spec_from_marked(marks, default_name=Path(path).stem)
+
+
+def parse_spec_text(text: str, source: str = "<spec>", default_name: str = "study") -> StudySpec:
+    """Validate a study spec given as YAML text (see `load_spec`)."""
+    return spec_from_marked(parse_marked(text, source), default_name)
+
+
+def spec_from_marked(marks: MarkedYaml, default_name: str) -> StudySpec:
+    """Validate already-parsed YAML (with line marks) into a StudySpec."""
+    data = marks.data
+    if not isinstance(data, dict):
+        raise SpecError(f"{marks.where(())}: a study spec must be a mapping with at least `datasets` and "
+                        f"`models`; see examples/quickstart.yaml")
+    data = dict(data)
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9._+@=-]", "-", default_name) or "study")
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, marks) from None
+    spec._marks = marks
+    _check_search_space(spec)
+    _check_storage(spec)
+    return spec
+
+
+def apply_params(model: ModelConfig, train: TrainConfig, params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """Configs with search-space values set (`lr`, `augment.strength`, `model.drop_rate`, ...), validated."""
+    model_d, train_d = model.model_dump(), train.model_dump()
+    for name, value in params.items():
+        target, parts = (model_d, name.split(".")[1:]) if name.startswith("model.") else (train_d, name.split("."))
+        for part in parts[:-1]:
+            target = target[part]
+        target[parts[-1]] = value
+    return ModelConfig.model_validate(model_d), TrainConfig.model_validate(train_d)
+
+
+def _check_search_space(spec: StudySpec) -> None:
+    base_model = ModelConfig()
+    for name, param in spec.tuning.search_space.items():
+        path = ("tuning", "search_space", name)
+        if name in UNTUNABLE:
+            raise spec.error(path, f"'{name}' cannot be tuned (the epoch budget and the model are fixed for "
+                                   f"a fair comparison); remove it")
+        if not _is_tunable_field(name):
+            raise spec.error(path, f"unknown parameter '{name}'; use a TrainConfig field ({_tunable_names()})")
+        for value in param.values_to_check():
+            try:
+                apply_params(base_model, spec.train, {name: value})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise spec.error(path, f"value {value!r} is not valid for {name}: {first['msg']}; "
+                                       f"narrow the range") from None
+
+
+def _is_tunable_field(name: str) -> bool:
+    parts = name.split(".")
+    cls: type[BaseModel] = TrainConfig
+    if parts[0] == "model":
+        cls, parts = ModelConfig, parts[1:]
+    for i, part in enumerate(parts):
+        if not part or part not in cls.model_fields:
+            return False
+        ann = cls.model_fields[part].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if i == len(parts) - 1:
+                return False
+            cls = ann
+        elif i != len(parts) - 1:
+            return False
+    return True
+
+
+def _tunable_names() -> str:
+    names = []
+    for field, info in TrainConfig.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            names += [f"{field}.{sub}" for sub in ann.model_fields]
+        else:
+            names.append(field)
+    names += [f"model.{f}" for f in ModelConfig.model_fields]
+    return ", ".join(n for n in names if n not in UNTUNABLE)
+
+
+def _check_storage(spec: StudySpec) -> None:
+    if spec.storage is None or "://" not in spec.storage:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(os.path.expandvars(spec.storage))
+    except (ArgumentError, ValueError) as exc:
+        raise spec.error(("storage",), f"not a valid database URL ({exc}); e.g. "
+                                       f"postgresql://user:pass@host/db, or null for a journal file") from None
+
+
+# ----------------------------------------------------------------------------- pydantic -> one line
+def _spec_error(exc: ValidationError, marks: MarkedYaml) -> SpecError:
+    errors = exc.errors()
+    # for a union, the branch whose error lies deepest in the document is the one the user meant
+    first = max(errors, key=lambda e: len([p for p in e["loc"] if not _is_tag(p)]))
+    loc = tuple(first["loc"])
+    path = marks.resolve(loc)
+    field = format_path(tuple(p for p in loc if not _is_tag(p)))
+    message = _message(first, loc)
+    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    return SpecError(f"{marks.where(path)}: {field}: {message}{more}")
+
+
+def _is_tag(part: Any) -> bool:
+    """Whether a pydantic error-location part names a union member rather than a field or index."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function-")
+                                      or part in {"int", "str", "float", "bool", "none"})
+
+
+def _message(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(StudySpec, [p for p in loc[:-1] if not _is_tag(p)])
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{loc[-1]}'{hint}"
+    if kind == "missing":
+        return f"required field '{loc[-1]}' is missing; add it"
+    msg = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, (int, float, str, bool)) and kind not in ("model_attributes_type",):
+        msg += f" (got {value!r})"
+    return msg
+
+
+def _allowed_keys(cls: Any, loc: list[Any]) -> list[str]:
+    tp: Any = cls
+    for part in loc:
+        tp = _descend(tp, part)
+        if tp is None:
+            return []
+    model = _model_in(tp)
+    if model is None:
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _descend(tp: Any, part: Any) -> Any:
+    for option in _options(tp):
+        origin = typing.get_origin(option)
+        if isinstance(part, int) and origin is list:
+            return typing.get_args(option)[0]
+        if isinstance(part, str):
+            if isinstance(option, type) and issubclass(option, BaseModel):
+                for name, info in option.model_fields.items():
+                    if part in (name, info.alias):
+                        return info.annotation
+            if origin is dict:
+                return typing.get_args(option)[1]
+    return None
+
+
+def _options(tp: Any) -> list[Any]:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return [a for a in typing.get_args(tp) if a is not type(None)]
+    return [tp]
+
+
+def _model_in(tp: Any) -> type[BaseModel] | None:
+    for option in _options(tp):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return option
+    return None

@@ -1,0 +1,149 @@
+"""Recording attention maps: right kinds and shapes, gates in [0, 1], rows stochastic, outputs unchanged, free off."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medattn.attention import MECHANISMS, record_attention
+from medattn.attention.record import AttentionMap
+from medattn.models import build_model
+
+SIZE = 28
+WITH_MAPS = [n for n in MECHANISMS if n != "none"]
+
+
+def model_and_input(backbone: str, attention: str, batch: int = 2, **options):
+    """An eval-mode model at 28 px and a fixed input."""
+    torch.manual_seed(0)
+    model = build_model(backbone, attention, image_size=SIZE, **options).eval()
+    return model, torch.randn(batch, 3, SIZE, SIZE)
+
+
+def hooks_everywhere(model: torch.nn.Module) -> int:
+    """Number of forward (pre-)hooks on all submodules."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("attention", WITH_MAPS)
+def test_recording_yields_valid_maps_and_changes_no_output(attention):
+    model, x = model_and_input("resnet18", attention)
+    with torch.no_grad():
+        plain = model(x)
+        with record_attention(model) as maps:
+            recorded = model(x)
+    assert torch.equal(plain, recorded)
+    assert maps and all(m.mechanism == attention for m in maps)
+    for m in maps:
+        check_map(m, batch=2)
+
+
+def check_map(m: AttentionMap, batch: int) -> None:
+    """Shape, range and geometry checks per kind."""
+    assert m.image_size == (SIZE, SIZE)
+    assert m.values.shape[0] == batch and torch.isfinite(m.values).all()
+    if m.kind == "channel":
+        assert m.values.dim() == 2
+        assert m.values.min() >= 0 and m.values.max() <= 1
+        return
+    if m.kind == "spatial":
+        assert m.values.shape[1:] == m.grid
+        assert m.values.min() >= 0 and m.values.max() <= 1
+    else:
+        queries, keys = m.values.shape[-2:]
+        assert queries == m.query_grid[0] * m.query_grid[1] + m.prefix_tokens
+        assert keys == m.grid[0] * m.grid[1] + m.prefix_tokens
+        assert m.values.min() >= 0
+        assert torch.allclose(m.values.sum(-1), torch.ones(()), atol=1e-5)
+    assert m.to_image().shape == (batch, SIZE, SIZE)
+
+
+def test_expected_kinds_per_mechanism():
+    kinds = {}
+    for attention in WITH_MAPS:
+        model, x = model_and_input("resnet18", attention)
+        with torch.no_grad(), record_attention(model) as maps:
+            model(x)
+        kinds[attention] = sorted({(m.kind, m.part) for m in maps})
+    assert kinds["se"] == kinds["eca"] == [("channel", "")]
+    assert kinds["cbam"] == kinds["bam"] == [("channel", "channel"), ("spatial", "spatial")]
+    assert kinds["gc"] == [("channel", "channel"), ("spatial", "context")]
+    assert kinds["nonlocal"] == kinds["mhsa"] == kinds["local"] == kinds["aa"] == [("self", "")]
+
+
+def test_one_map_per_module_per_forward_with_module_paths():
+    model, x = model_and_input("resnet18", "mhsa")
+    with torch.no_grad(), record_attention(model) as maps:
+        model(x)
+    assert [m.module for m in maps] == ["layer4.0.conv2", "layer4.1.conv2"]
+    assert maps[0].values.shape == (2, 4, 16, 16) and maps[0].grid == (4, 4)
+
+
+def test_local_maps_are_zero_outside_each_pixels_window():
+    model, x = model_and_input("resnet18", "local", window_size=3)  # 3x3 windows on the 4x4 map of stage 4
+    with torch.no_grad(), record_attention(model) as maps:
+        model(x)
+    att = maps[0].values[0, 0].view(4, 4, 4, 4)  # query y, x, key y, x
+    ys = torch.arange(4)
+    near = ((ys[:, None, None, None] - ys[None, None, :, None]).abs() <= 1) & \
+           ((ys[None, :, None, None] - ys[None, None, None, :]).abs() <= 1)
+    assert (att[~near] == 0).all() and (att[near] > 0).all()
+
+
+def test_nothing_is_left_behind_and_nothing_recorded_outside_the_block():
+    model, x = model_and_input("resnet18", "cbam")
+    assert hooks_everywhere(model) == 0
+    with record_attention(model) as maps:
+        assert hooks_everywhere(model) > 0
+        with torch.no_grad():
+            model(x)
+    count = len(maps)
+    assert hooks_everywhere(model) == 0
+    with torch.no_grad():
+        model(x)
+    assert len(maps) == count
+
+
+def test_our_modules_report_only_while_recording():
+    model, x = model_and_input("resnet18", "aa")
+    sinks = [m for m in model.modules() if hasattr(m, "attention_sink")]
+    assert sinks and all(m.attention_sink is None for m in sinks)
+    with record_attention(model):
+        assert all(m.attention_sink is not None for m in sinks)
+    assert all(m.attention_sink is None for m in sinks)
+
+
+def test_hooks_are_removed_when_the_forward_pass_fails():
+    model, _ = model_and_input("resnet18", "se")
+    with pytest.raises(RuntimeError), record_attention(model):
+        model(torch.randn(2, 5, SIZE, SIZE))  # wrong channel count
+    assert hooks_everywhere(model) == 0
+
+
+def test_maps_can_keep_their_graph_for_gradient_based_explanations():
+    model, x = model_and_input("resnet18", "bam")
+    model.train()
+    with record_attention(model, detach=False) as maps:
+        model(x)
+    maps[0].values.sum().backward()
+    assert model.layer1[-1].channel_mlp[0].weight.grad is not None
+
+
+def test_vit_baseline_maps_include_the_class_token():
+    model, x = model_and_input("vit_tiny", "none")
+    with torch.no_grad():
+        plain = model(x)
+        with record_attention(model) as maps:
+            assert torch.equal(model(x), plain)
+    assert len(maps) == 12
+    assert maps[0].values.shape == (2, 3, 197, 197) and maps[0].prefix_tokens == 1 and maps[0].grid == (14, 14)
+    for m in maps:
+        check_map(m, batch=2)
+
+
+def test_channel_maps_have_no_image_layout():
+    model, x = model_and_input("resnet18", "se")
+    with torch.no_grad(), record_attention(model) as maps:
+        model(x)
+    with pytest.raises(ValueError, match="channel gate has no spatial layout"):
+        maps[0].to_image()
