@@ -1,17 +1,18 @@
-"""Extension point run after a study completes: analysis and report steps plug in here."""
+"""Post-study steps: write the resolved study description and build the report from the results table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from medattn.study.spec import StudySpec
 
 
 def after_study(spec: StudySpec, out_dir: Path) -> list[Path]:
-    """Run the post-study steps (statistics, report) on `out_dir/results.csv`; returns the files they wrote.
+    """Write `study.json` and the report (Markdown + HTML) for `out_dir/results.csv`; return the files written."""
+    from medattn.report import build_report
 
-    `medattn study run` calls this once every planned run is finished and `out_dir/results.csv` (the tidy
-    table of `medattn.study.results`) is written. The report helper fills it in; until then there is no
-    post-study step and nothing is written.
-    """
-    return []
+    study = spec.model_dump(mode="json", exclude={"storage"})  # a storage URL may hold a password
+    (out_dir / "study.json").write_text(json.dumps(study, indent=2))
+    paths = build_report(out_dir, study=study)
+    return [out_dir / "study.json", paths.markdown, paths.html]
