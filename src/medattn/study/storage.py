@@ -72,8 +72,11 @@ def open_storage(url: str, heartbeat_interval: int, grace_period: int, max_retri
             path.parent.mkdir(parents=True, exist_ok=True)
             return HeartbeatJournalStorage(path, heartbeat_interval, grace_period, retry)
         try:
-            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+            rdb = RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_interval,
+                             grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+            # Optuna wraps an RDBStorage in its caching layer whenever a study is made from it; do it once
+            # here so that claiming (this module's slots) and Trial objects use the same storage object.
+            return optuna.storages.get_storage(rdb)
         except Exception as exc:  # sqlalchemy / driver errors: unreachable server, bad credentials, no driver
             raise SpecError(f"storage {_redact(url)}: cannot open ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}); check that the database "
