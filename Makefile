@@ -26,8 +26,7 @@ sysdeps:
 	fi
 
 run: $(STAMP)
-	$(BIN)/medattn train --data "synthetic:derm-synth?n=2000&size=32" --backbone resnet18 --attention se \
-		--epochs 3 --out runs/example
+	$(BIN)/medattn study run examples/quickstart.yaml --workers 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

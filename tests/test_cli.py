@@ -45,3 +45,10 @@ def test_user_errors_are_one_line_with_exit_code_2(args, expected):
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in out.stderr
+
+
+def test_every_command_group_is_mounted():
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("train", "data", "models", "study", "report"):
+        assert command in out.stdout

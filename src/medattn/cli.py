@@ -13,12 +13,14 @@ from rich.table import Table
 
 from medattn.errors import ModelError, SpecError, UserError
 from medattn.report.cli import report_command
+from medattn.study.cli import app as study_app
 
 app = typer.Typer(help="Does adding attention to my CNN help on my medical images?", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.command("report")(report_command)
+app.add_typer(study_app, name="study")
 models_app = typer.Typer(help="Attention mechanisms, backbones and their cost.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -202,10 +204,8 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click usage errors (typer vendors click)
             exc.show()
             sys.exit(2)
         raise
