@@ -115,3 +115,11 @@ def test_bench_script_runs_quickly_and_writes_json(tmp_path, monkeypatch):
 @pytest.mark.parametrize("backbone", list(BACKBONES))
 def test_every_backbone_has_a_cost(backbone):
     assert forward_flops(backbone, "none", 28) > 0
+
+
+def test_cost_follows_the_stem_that_is_trained():
+    from medattn.models.cost import forward_flops
+
+    small = forward_flops("resnet18", "none", 32, 3, 2, None, True)
+    standard = forward_flops("resnet18", "none", 32, 3, 2, None, False)
+    assert standard * 14 < small  # stride-4 stem: 16x fewer positions in every stage

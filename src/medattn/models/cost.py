@@ -71,11 +71,11 @@ def _sync(device: torch.device) -> None:
 
 
 def forward_flops(backbone: str, attention: str, image_size: int, in_chans: int = 3, num_classes: int = 2,
-                  placement: dict | None = None, **attention_kwargs: Any) -> int:
+                  placement: dict | None = None, small_stem: bool | None = None, **attention_kwargs: Any) -> int:
     """Forward FLOPs for one image, counted on a meta-device copy (nothing is computed)."""
     with torch.device("meta"):
         model = build_model(backbone, attention, num_classes, in_chans, image_size, placement=placement,
-                            **attention_kwargs).eval()
+                            small_stem=small_stem, **attention_kwargs).eval()
         x = torch.empty(1, in_chans, image_size, image_size)
     counter = FlopCounterMode(display=False)
     with counter, sdpa_kernel([SDPBackend.MATH]), torch.no_grad():
@@ -123,13 +123,13 @@ def peak_step_memory_mb(step: Callable[[], object], device: torch.device) -> flo
 def measure_cost(backbone: str, attention: str = "none", image_size: int = 224, in_chans: int = 3,
                  num_classes: int = 2, placement: dict | None = None, batch_size: int | None = None,
                  device: str | torch.device | None = None, warmup: int = 1, repeats: int = 3,
-                 **attention_kwargs: Any) -> dict[str, Any]:
+                 small_stem: bool | None = None, **attention_kwargs: Any) -> dict[str, Any]:
     """Params, FLOPs/image, train and inference images/s and peak training memory (MiB) of one model."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     batch = batch_size or (32 if device.type == "cuda" else 8)
     torch.manual_seed(0)
     model = build_model(backbone, attention, num_classes, in_chans, image_size, placement=placement,
-                        **attention_kwargs).to(device)
+                        small_stem=small_stem, **attention_kwargs).to(device)
     spec = model.medattn_spec
     x = torch.randn(batch, in_chans, image_size, image_size, device=device)
     y = torch.randint(0, num_classes, (batch,), device=device)
@@ -144,7 +144,7 @@ def measure_cost(backbone: str, attention: str = "none", image_size: int = 224, 
         "backbone": backbone, "attention": spec["attention"], "placement": spec["placement"],
         "image_size": image_size, "in_chans": in_chans, "batch_size": batch, "device": str(device),
         "params": sum(p.numel() for p in model.parameters()),
-        "flops": forward_flops(backbone, attention, image_size, in_chans, num_classes, placement,
+        "flops": forward_flops(backbone, attention, image_size, in_chans, num_classes, placement, small_stem,
                                **attention_kwargs),
         "train_images_per_s": train_ips, "infer_images_per_s": infer_ips, "peak_memory_mb": peak,
     }

@@ -366,7 +366,6 @@ class Engine:
 
 def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, float] | None:
     """params, flops, throughputs and peak memory from `medattn.models.cost`, or None if unavailable."""
-    import inspect
 
     try:
         from medattn.models.cost import measure_cost
@@ -378,10 +377,8 @@ def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, floa
 
     kwargs: dict[str, Any] = dict(backbone=model_cfg.backbone, attention=model_cfg.attention,
                                   image_size=data.image_size, in_chans=data.in_chans,
-                                  num_classes=data.num_classes, placement=model_cfg.placement)
-    params = inspect.signature(measure_cost).parameters
-    if "small_stem" in params:
-        kwargs["small_stem"] = model_cfg.small_stem
+                                  num_classes=data.num_classes, placement=model_cfg.placement,
+                                  small_stem=model_cfg.small_stem)
     try:
         cost = measure_cost(**kwargs, **model_cfg.attention_kwargs)
     except Exception as exc:  # cost is informative only: never fail a run over it
