@@ -61,12 +61,12 @@ def test_artifacts_reload_to_the_same_predictions(small, tmp_path):
     assert (tmp_path / "epoch_001.safetensors").exists() and (tmp_path / "epoch_001.json").exists()
     preds = pd.read_csv(tmp_path / "predictions_test.csv")
     assert len(preds) == 200 and list(preds.columns) == ["index", "label", "prob_0", "prob_1"]
-    assert np.allclose(preds[["prob_0", "prob_1"]].sum(1), 1, atol=1e-5)
+    assert np.allclose(preds[["prob_0", "prob_1"]].sum(axis=1), 1, atol=1e-5)
 
     model, sidecar = load_model(tmp_path / "model.safetensors")
     assert sidecar["seed"] == 0 and sidecar["model"]["backbone"] == "resnet18"
     mean, std = torch.tensor(sidecar["data"]["mean"]), torch.tensor(sidecar["data"]["std"])
-    x = (small.images[preds["index"].to_numpy()].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    x = (small.images[preds["index"].to_numpy().copy()].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     with torch.no_grad():
         probs = model(x).softmax(1).numpy()
     assert np.allclose(probs, preds[["prob_0", "prob_1"]].to_numpy(), atol=1e-4)
