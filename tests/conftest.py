@@ -23,3 +23,20 @@ def shared_data_dir() -> Path:
 def shared_data() -> Path:
     """Path of the shared real-data folder."""
     return shared_data_dir()
+
+
+SINGLE_THREAD_DIRS = {"attention", "models"}  # tiny model batches: OpenMP threads only wait on each other
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread_for_model_tests(request):
+    """Run the attention/model tests with one torch thread; restore the previous setting afterwards."""
+    import torch
+
+    if Path(request.module.__file__).parent.name not in SINGLE_THREAD_DIRS:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
