@@ -210,8 +210,9 @@ def statistics_paragraph(ctx: ReportContext) -> str:
              f"negligible when P(equivalent) >= {s.equiv_prob:g}, and of unclear size otherwise; a difference that "
              f"is not significant is practically equivalent when P(equivalent) >= {s.equiv_prob:g} and "
              "inconclusive otherwise. The seed intervals, p-values and posterior probabilities describe training "
-             "noise (seed-to-seed variation) on this split and test set; test-set sampling noise enters only the "
-             "test bootstrap interval.")
+             "noise (seed-to-seed variation) on this split and test set; ")
+    text += ("test-set sampling noise enters only the test bootstrap interval." if _bootstrapped(ctx) else
+             "test-set sampling noise is not part of them (and was not estimated: no per-sample predictions).")
     if _bootstrapped(ctx):
         text += (f" Test-set sampling noise was estimated with a class-stratified paired bootstrap over test samples "
                  f"({s.n_boot} "
