@@ -188,7 +188,9 @@ def statistics_paragraph(ctx: ReportContext) -> str:
     if has_baseline:
         fell_back = sorted(set(reference_baselines(ctx.results, split=s.split, metric=s.primary_metric)[1]))
         text += (f", and each non-baseline model with the best baseline (highest mean {primary} on the val split, "
-                 "so that the test noise that decides the comparison does not also choose the reference")
+                 "so that the test noise that decides the comparison does not also choose the reference; run-to-run "
+                 "quality that also shows on validation can still favour it, so a loss against it is somewhat "
+                 "liberal")
         text += (f"; for {_join(fell_back)}, which had no validation results, on the {s.split} split, a choice "
                  "that favours the baseline)" if fell_back else ")")
     text += (f", on every dataset and metric, paired by seed (difference = model - reference). We report the mean "

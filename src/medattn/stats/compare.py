@@ -11,10 +11,12 @@ Choices, documented here because they change numbers:
 * The best baseline of a dataset is the ``is_baseline`` model with the best mean ``primary_metric`` on
   the validation split (``selection_split``, default ``val``); it is chosen once per dataset and used
   for every metric and every compared split. Choosing it on the compared (test) split lets the test
-  noise that decides the comparison also pick the reference: in simulated null studies with three equal
-  baselines and 5 seeds that made "significant loss" 6.4 % (nominal 2.5 %); chosen on validation it is at
-  the nominal rate when validation and test noise are independent (tests/stats/test_stats_verdicts.py).
-  Run-to-run quality that lifts a baseline on both splits still favours it. A dataset without
+  noise that decides the comparison also pick the reference. Simulated null studies (one CNN, three
+  equal baselines, 5 seeds, 4000 studies; measured for issue 8): chosen on test, "significant loss" in
+  5.4 % of studies (nominal 2.5 %); chosen on validation, 2.5 % when validation and test noise are
+  independent (tests/stats/test_stats_verdicts.py), but 4.3 % when half of the run-to-run variance shows
+  on both splits and 5.4 % when all of it does: run quality that lifts a baseline on both splits still
+  favours it, so a loss against the best baseline remains somewhat liberal. A dataset without
   validation results for its baselines falls back to the compared split, with a warning.
   Only non-baseline models are compared with it (a baseline-vs-baseline contest is not the study's question).
 * Holm's correction runs over all comparisons of the study that share the ``holm_by`` columns
