@@ -6,7 +6,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from medattn.attention import augmented, channel, channel_spatial, context, local, mhsa, transformer  # noqa: F401
+from medattn.attention import augmented, channel, channel_spatial, global_context, local, mhsa, transformer  # noqa: F401
 from medattn.attention.mechanism import Mechanism
 from medattn.errors import ModelError
 
@@ -17,7 +17,7 @@ NONE = Mechanism(
 
 MECHANISMS: dict[str, Mechanism] = {
     m.name: m
-    for m in [NONE, *channel.MECHANISMS, *channel_spatial.MECHANISMS, *context.MECHANISMS, *mhsa.MECHANISMS,
+    for m in [NONE, *channel.MECHANISMS, *channel_spatial.MECHANISMS, *global_context.MECHANISMS, *mhsa.MECHANISMS,
               *local.MECHANISMS, *augmented.MECHANISMS]
 }
 ALIASES: dict[str, str] = {alias: m.name for m in MECHANISMS.values() for alias in m.aliases}

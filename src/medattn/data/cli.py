@@ -19,7 +19,7 @@ Download = typer.Option(False, "--download", help="Allow downloading missing pub
 
 def load_context(data_dir: Path | None, cache_dir: Path | None, download: bool):
     """Return the LoadContext the --data-dir/--cache-dir/--download options describe."""
-    from medattn.data.spec import LoadContext
+    from medattn.data.dataset_spec import LoadContext
 
     return LoadContext.from_env(data_dir, cache_dir, download)
 
@@ -28,7 +28,7 @@ def load_context(data_dir: Path | None, cache_dir: Path | None, download: bool):
 def data_info(spec: str = typer.Argument(..., help="Dataset spec, e.g. medmnist:pneumoniamnist?size=28"),
               data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download) -> None:
     """Print splits, class counts, groups, concepts and the cache location of a dataset."""
-    from medattn.data.spec import load_dataset
+    from medattn.data.dataset_spec import load_dataset
 
     data = load_dataset(spec, load_context(data_dir, cache_dir, download))
     table = Table(title=f"{data.name}: {data.images.shape[0]} images, {data.in_chans}x{data.image_size}x"

@@ -17,7 +17,7 @@ from medattn.report.overview import overview_sections
 from medattn.report.registry import DATASET_SECTIONS, REPORT_SECTIONS
 
 __all__ = ["DATASET_SECTIONS", "REPORT_SECTIONS", "dataset_sections", "register_defaults"]
-from medattn.report.summary import cost_section, models_section
+from medattn.report.model_sections import cost_section, models_section
 
 
 def dataset_sections(ctx: ReportContext) -> list[Section]:

@@ -28,8 +28,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from medattn.data.dataset_spec import load_dataset
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import load_dataset
 from medattn.errors import SpecError, TrainingFailed
 from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, load_context
 from medattn.study.slots import INTERRUPTED_ATTR, SEED_ATTR, SLOT_ATTR, claim, mark_failed, slot_states, top_up

@@ -31,7 +31,7 @@ def train_command(
     data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download,
 ) -> None:
     """Train one model on one dataset and write metrics, per-sample predictions and a checkpoint."""
-    from medattn.data.spec import load_dataset
+    from medattn.data.dataset_spec import load_dataset
     from medattn.train.config import ModelConfig, TrainConfig
     from medattn.train.loop import train_run
 
