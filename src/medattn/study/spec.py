@@ -33,16 +33,16 @@ from __future__ import annotations
 
 import os
 import re
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from medattn.errors import SpecError
+from medattn.schema import Strict
+from medattn.study.validation_errors import validation_error
 from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
-from medattn.train.config import ModelConfig, Strict, TrainConfig
+from medattn.train.config import ModelConfig, TrainConfig
 
 SELECTION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
@@ -315,7 +315,7 @@ def spec_from_marked(marks: MarkedYaml, default_name: str) -> StudySpec:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(exc, marks) from None
+        raise validation_error(exc, marks, StudySpec) from None
     spec._marks = marks
     _check_search_space(spec)
     _check_storage(spec)
@@ -392,77 +392,3 @@ def _check_storage(spec: StudySpec) -> None:
     except (ArgumentError, ValueError) as exc:
         raise spec.error(("storage",), f"not a valid database URL ({exc}); e.g. "
                                        f"postgresql://user:pass@host/db, or null for a journal file") from None
-
-
-# ----------------------------------------------------------------------------- pydantic -> one line
-def _spec_error(exc: ValidationError, marks: MarkedYaml) -> SpecError:
-    errors = exc.errors()
-    # for a union, the branch whose error lies deepest in the document is the one the user meant
-    first = max(errors, key=lambda e: len([p for p in e["loc"] if not _is_tag(p)]))
-    loc = tuple(first["loc"])
-    path = marks.resolve(loc)
-    field = format_path(tuple(p for p in loc if not _is_tag(p)))
-    message = _message(first, loc)
-    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-    return SpecError(f"{marks.where(path)}: {field}: {message}{more}")
-
-
-def _is_tag(part: Any) -> bool:
-    """Whether a pydantic error-location part names a union member rather than a field or index."""
-    return isinstance(part, str) and ("[" in part or part.startswith("function-")
-                                      or part in {"int", "str", "float", "bool", "none"})
-
-
-def _message(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(StudySpec, [p for p in loc[:-1] if not _is_tag(p)])
-        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return f"unknown key '{loc[-1]}'{hint}"
-    if kind == "missing":
-        return f"required field '{loc[-1]}' is missing; add it"
-    msg = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    if isinstance(value, (int, float, str, bool)) and kind not in ("model_attributes_type",):
-        msg += f" (got {value!r})"
-    return msg
-
-
-def _allowed_keys(cls: Any, loc: list[Any]) -> list[str]:
-    tp: Any = cls
-    for part in loc:
-        tp = _descend(tp, part)
-        if tp is None:
-            return []
-    model = _model_in(tp)
-    if model is None:
-        return []
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _descend(tp: Any, part: Any) -> Any:
-    for option in _options(tp):
-        origin = typing.get_origin(option)
-        if isinstance(part, int) and origin is list:
-            return typing.get_args(option)[0]
-        if isinstance(part, str):
-            if isinstance(option, type) and issubclass(option, BaseModel):
-                for name, info in option.model_fields.items():
-                    if part in (name, info.alias):
-                        return info.annotation
-            if origin is dict:
-                return typing.get_args(option)[1]
-    return None
-
-
-def _options(tp: Any) -> list[Any]:
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        return [a for a in typing.get_args(tp) if a is not type(None)]
-    return [tp]
-
-
-def _model_in(tp: Any) -> type[BaseModel] | None:
-    for option in _options(tp):
-        if isinstance(option, type) and issubclass(option, BaseModel):
-            return option
-    return None
