@@ -36,19 +36,17 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from medattn.errors import SpecError
 from medattn.schema import Strict
+from medattn.study.params import UNTUNABLE, apply_params, is_tunable, tunable_names
 from medattn.study.validation_errors import validation_error
 from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
 from medattn.train.config import ModelConfig, TrainConfig
 
 SELECTION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
-# Search-space names that would break fairness (the epoch budget) or make no sense to tune.
-UNTUNABLE = {"epochs", "device", "progress", "save_epochs", "model.backbone", "model.attention",
-             "model.placement", "model.attention_kwargs"}
 DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
     "lr": {"low": 1e-4, "high": 1e-2, "log": True},
     "weight_decay": {"low": 1e-5, "high": 1e-1, "log": True},
@@ -322,17 +320,6 @@ def spec_from_marked(marks: MarkedYaml, default_name: str) -> StudySpec:
     return spec
 
 
-def apply_params(model: ModelConfig, train: TrainConfig, params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    """Configs with search-space values set (`lr`, `augment.strength`, `model.drop_rate`, ...), validated."""
-    model_d, train_d = model.model_dump(), train.model_dump()
-    for name, value in params.items():
-        target, parts = (model_d, name.split(".")[1:]) if name.startswith("model.") else (train_d, name.split("."))
-        for part in parts[:-1]:
-            target = target[part]
-        target[parts[-1]] = value
-    return ModelConfig.model_validate(model_d), TrainConfig.model_validate(train_d)
-
-
 def _check_search_space(spec: StudySpec) -> None:
     base_model = ModelConfig()
     for name, param in spec.tuning.search_space.items():
@@ -340,8 +327,8 @@ def _check_search_space(spec: StudySpec) -> None:
         if name in UNTUNABLE:
             raise spec.error(path, f"'{name}' cannot be tuned (the epoch budget and the model are fixed for "
                                    f"a fair comparison); remove it")
-        if not _is_tunable_field(name):
-            raise spec.error(path, f"unknown parameter '{name}'; use a TrainConfig field ({_tunable_names()})")
+        if not is_tunable(name):
+            raise spec.error(path, f"unknown parameter '{name}'; use a TrainConfig field ({tunable_names()})")
         for value in param.values_to_check():
             try:
                 apply_params(base_model, spec.train, {name: value})
@@ -349,36 +336,6 @@ def _check_search_space(spec: StudySpec) -> None:
                 first = exc.errors()[0]
                 raise spec.error(path, f"value {value!r} is not valid for {name}: {first['msg']}; "
                                        f"narrow the range") from None
-
-
-def _is_tunable_field(name: str) -> bool:
-    parts = name.split(".")
-    cls: type[BaseModel] = TrainConfig
-    if parts[0] == "model":
-        cls, parts = ModelConfig, parts[1:]
-    for i, part in enumerate(parts):
-        if not part or part not in cls.model_fields:
-            return False
-        ann = cls.model_fields[part].annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            if i == len(parts) - 1:
-                return False
-            cls = ann
-        elif i != len(parts) - 1:
-            return False
-    return True
-
-
-def _tunable_names() -> str:
-    names = []
-    for field, info in TrainConfig.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            names += [f"{field}.{sub}" for sub in ann.model_fields]
-        else:
-            names.append(field)
-    names += [f"model.{f}" for f in ModelConfig.model_fields]
-    return ", ".join(n for n in names if n not in UNTUNABLE)
 
 
 def _check_storage(spec: StudySpec) -> None:
