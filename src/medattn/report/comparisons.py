@@ -13,24 +13,11 @@ import pandas as pd
 from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, Paragraph, Section, Table
-from medattn.stats import VERDICT_LEGEND, VERDICT_MARKS, describe_comparisons, paired_difference
+from medattn.report.formatting import METRIC_LABELS, VERDICT_LEGEND, VERDICT_MARKS, metric_label
+from medattn.stats import describe_comparisons, paired_difference
 from medattn.stats.compare import VS_BEST_BASELINE, reference_baselines
 from medattn.stats.tidy import higher_is_better
 from medattn.stats.verdict import is_plain_significant
-
-METRIC_LABELS: dict[str, str] = {
-    "balanced_accuracy": "balanced accuracy",
-    "auc": "AUC",
-    "macro_f1": "macro F1",
-    "accuracy": "accuracy",
-    "ece": "ECE",
-}
-
-
-def metric_label(metric: str, capital: bool = False) -> str:
-    """Return the readable name of a metric (first letter upper-cased when ``capital``)."""
-    label = METRIC_LABELS.get(metric, metric)
-    return label[:1].upper() + label[1:] if capital else label
 
 
 def _rows(ctx: ReportContext, dataset: str, split: str, primary: bool) -> pd.DataFrame:

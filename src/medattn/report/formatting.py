@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from medattn.stats import verdict as stats_verdict
 from medattn.stats.rounding import format_near_cutoffs, format_p
 
 NA = "n/a"
@@ -101,3 +102,23 @@ def hp_value(x: object) -> str:
     if float(v).is_integer() and abs(v) < 1e6 and not isinstance(x, float):
         return str(int(v))
     return f"{v:.4g}"
+
+
+METRIC_LABELS: dict[str, str] = {
+    "balanced_accuracy": "balanced accuracy",
+    "auc": "AUC",
+    "macro_f1": "macro F1",
+    "accuracy": "accuracy",
+    "ece": "ECE",
+}
+
+
+def metric_label(metric: str, capital: bool = False) -> str:
+    """Return the readable name of a metric (first letter upper-cased when ``capital``)."""
+    label = METRIC_LABELS.get(metric, metric)
+    return label[:1].upper() + label[1:] if capital else label
+
+
+# the verdicts' one-character marks and their legend are defined beside the verdict rules
+VERDICT_MARKS = stats_verdict.VERDICT_MARKS
+VERDICT_LEGEND = stats_verdict.VERDICT_LEGEND
