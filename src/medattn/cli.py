@@ -195,9 +195,9 @@ def _validated(cls, values: dict, section: str):
 
 
 def main() -> None:
-    """Entry point: run the Typer app, turning user errors into one line on stderr and exit code 2."""
+    """Entry point: run the Typer app and exit with its code (typer.Exit included); user errors exit 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit / click Exit (0/1/2/130 ...)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -207,8 +207,9 @@ def main() -> None:
     except Exception as exc:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click usage errors (typer vendors click)
             exc.show()
-            sys.exit(2)
+            sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
