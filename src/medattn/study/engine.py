@@ -58,7 +58,16 @@ def open_plan_storage(plan: Plan) -> BaseStorage:
 
 
 class Engine:
-    """Plans a study into a storage and runs its trials one at a time in this process."""
+    """Plans a study into a storage and runs its trials one at a time in this process.
+
+    Args:
+        plan: the expanded study (units, seeds, storage URL, artifact root).
+        storage: an open Optuna storage (default: the plan's, with its heartbeat and retry settings).
+        train_fn: ``train_run``-compatible function (default :func:`medattn.train.loop.train_run`; tests pass
+            a fake).
+        log: where progress lines go (default: print).
+        worker: this worker's name in trial attributes (default ``host:pid``).
+    """
 
     def __init__(self, plan: Plan, storage: BaseStorage | None = None, train_fn: TrainFn | None = None,
                  log: Log | None = None, worker: str | None = None) -> None:
