@@ -14,6 +14,7 @@ from rich.table import Table
 from medattn.errors import ModelError, SpecError, UserError
 from medattn.report.cli import report_command
 from medattn.study.cli import app as study_app
+from medattn.survey.cli import app as survey_app
 
 app = typer.Typer(help="Does adding attention to my CNN help on my medical images?", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -21,6 +22,7 @@ data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.command("report")(report_command)
 app.add_typer(study_app, name="study")
+app.add_typer(survey_app, name="survey")
 models_app = typer.Typer(help="Attention mechanisms, backbones and their cost.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(width=None if sys.stdout.isatty() else 140)
