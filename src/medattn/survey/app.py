@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from medattn.survey.blinding import item_order, label_to_arm, labels
+from medattn.survey.blinding import item_order, label_to_arm
 from medattn.survey.export import answers_frame
 from medattn.survey.security import SECURITY_HEADERS, csrf_ok, csrf_token, hash_token, new_token, well_formed
 from medattn.survey.store import (

@@ -102,8 +102,9 @@ def analyze(
     _print_table(result.bradley_terry, "Bradley-Terry strengths (choix ilsr_top1)")
     _print_table(result.likert, "clinical relevance 1-5, mean and t 95% CI")
     if result.friedman:
-        console.print(f"Friedman across maps: chi2 = {result.friedman['chi2']:.3g}, p = {result.friedman['p_value']:.3g} "
-                      f"({result.friedman['blocks']} rater-image blocks)")
+        f = result.friedman
+        console.print(f"Friedman across maps: chi2 = {f['chi2']:.3g}, p = {f['p_value']:.3g} "
+                      f"({f['blocks']} rater-image blocks)")
     if len(result.paired):
         _print_table(result.paired, "attention vs plain backbone (paired by rater and image)")
     _print_table(result.agreement, "inter-rater agreement")

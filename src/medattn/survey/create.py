@@ -72,7 +72,8 @@ def _select_runs(runs: pd.DataFrame, dataset: str | None, models: list[str] | No
     if models:
         unknown = sorted(set(models) - set(runs["model"]))
         if unknown:
-            raise SurveyError(f"--models: unknown model(s) {unknown}; explained models: {sorted(runs['model'].unique())}")
+            raise SurveyError(f"--models: unknown model(s) {unknown}; explained models: "
+                              f"{sorted(runs['model'].unique())}")
         runs = runs[runs["model"].isin(models)]
     return dataset, runs
 

@@ -18,7 +18,7 @@ ALPHA = 0.45
 
 
 def image_rgb(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
-    """Return a uint8 C x H x W image as an RGB uint8 array of ``size`` x ``size`` (grey repeated, extra channels dropped)."""
+    """Return a uint8 C x H x W image as an RGB uint8 array of ``size`` x ``size`` (grey repeated)."""
     channels = image.shape[0]
     hwc = np.repeat(image[:1], 3, axis=0) if channels < 3 else image[:3]
     pil = Image.fromarray(np.ascontiguousarray(hwc.transpose(1, 2, 0)), "RGB")
