@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,16 @@ def make_survey(tmp: Path, n_items: int = 5, methods: tuple[str, ...] = ("gradca
     return MadeSurvey(run_dir, db, create_survey(run_dir, db, list(methods), n_items, seed=3))
 
 
+@pytest.fixture(scope="session")
+def survey_template(tmp_path_factory: pytest.TempPathFactory) -> MadeSurvey:
+    """A 5-item, 3-panel survey (gradcam of resnet18, resnet18+se, resnet18+cbam), created once."""
+    return make_survey(tmp_path_factory.mktemp("survey"))
+
+
 @pytest.fixture
-def survey(tmp_path: Path) -> MadeSurvey:
-    """A fresh 5-item, 3-panel survey (gradcam of resnet18, resnet18+se, resnet18+cbam)."""
-    return make_survey(tmp_path)
+def survey(survey_template: MadeSurvey, tmp_path: Path) -> MadeSurvey:
+    """A fresh copy of the template survey (database and images), so each test starts with no raters."""
+    db = tmp_path / survey_template.db.name
+    shutil.copyfile(survey_template.db, db)
+    images = shutil.copytree(survey_template.created.images_dir, tmp_path / survey_template.created.images_dir.name)
+    return MadeSurvey(survey_template.run_dir, db, replace(survey_template.created, images_dir=Path(images)))
