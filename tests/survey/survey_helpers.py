@@ -73,7 +73,8 @@ def admin_login(client: TestClient, admin_token: str) -> str:
 
 def invite(client: TestClient, csrf: str, count: int = 1, note: str = "") -> list[str]:
     """Create ``count`` invitations through the admin page; return the rater tokens."""
-    page = client.post("/admin/invite", data={"csrf": csrf, "count": str(count), "note": note})
+    nonce = re.search(r'name="nonce" value="([^"]+)"', client.get("/admin").text).group(1)
+    page = client.post("/admin/invite", data={"csrf": csrf, "count": str(count), "note": note, "nonce": nonce})
     assert page.status_code == 200, page.text[:500]
     return re.findall(r'value="http://[^"]+/r/([A-Za-z0-9_-]+)"', page.text)
 

@@ -120,6 +120,16 @@ def test_tokens_are_never_logged(app, survey: MadeSurvey, caplog: pytest.LogCapt
     assert survey.created.admin_token not in text and token not in text
 
 
+def test_a_resubmitted_invitation_form_creates_no_second_batch(app, survey: MadeSurvey):
+    admin = TestClient(app)
+    csrf = admin_login(admin, survey.created.admin_token)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', admin.get("/admin").text).group(1)
+    first = admin.post("/admin/invite", data={"csrf": csrf, "count": "2", "nonce": nonce})
+    again = admin.post("/admin/invite", data={"csrf": csrf, "count": "2", "nonce": nonce})
+    assert first.status_code == 200 and again.status_code == 409 and "already created" in again.text
+    assert admin.get("/admin").text.count("profile not given yet") == 2
+
+
 def test_admin_login_rejects_a_wrong_token_and_logout_ends_the_session(app, survey: MadeSurvey):
     client = TestClient(app)
     csrf = csrf_of(client.get("/admin").text)

@@ -34,6 +34,7 @@ from medattn.survey.store import (
     AdminSession,
     Answer,
     Arm,
+    InviteBatch,
     Item,
     Panel,
     Rater,
@@ -342,7 +343,7 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
                   links: list[str] | None = None, error: str | None = None) -> HTMLResponse:
         return page(request, "admin.html", status, raters=progress(session), n_items=survey.n_items,
                     arms=list(survey.arm_names.values()), csrf=csrf_token(survey.secret, f"admin:{admin.id}"),
-                    links=links or [], error=error, note_max=NOTE_MAX, invites_max=INVITES_MAX)
+                    links=links or [], error=error, note_max=NOTE_MAX, invites_max=INVITES_MAX, nonce=new_token())
 
     @app.get("/admin", response_class=HTMLResponse)
     def admin_home(request: Request) -> Response:
@@ -383,19 +384,28 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
             if not same_origin(request) or not csrf_ok(survey.secret, f"admin:{admin.id}", form.get("csrf")):
                 return refuse(request, 403, "The form expired or came from elsewhere. Reload the page and try again.")
             note, count = str(form.get("note", "")).strip(), str(form.get("count", "1")).strip()
-            if len(note) > NOTE_MAX or not count.isdigit() or not 1 <= int(count) <= INVITES_MAX:
+            nonce = str(form.get("nonce", ""))
+            valid = count.isdigit() and 1 <= int(count) <= INVITES_MAX and len(note) <= NOTE_MAX
+            if not valid or not well_formed(nonce):
                 return dashboard(request, session, admin, 422,
                                  error=f"Give 1 to {INVITES_MAX} invitations and a note under {NOTE_MAX} characters.")
         tokens = [new_token() for _ in range(int(count))]
 
-        def save() -> None:
+        def save() -> bool:
             with survey.sessions() as s, s.begin():
+                if s.scalar(select(InviteBatch).where(InviteBatch.nonce == nonce)) is not None:
+                    return False
+                s.add(InviteBatch(nonce=nonce))
                 first = (s.scalar(select(func.max(Rater.number))) or 0) + 1
                 s.add_all(Rater(number=first + k, token_hash=hash_token(t), note=note) for k, t in enumerate(tokens))
+                return True
 
-        retrying(save)
+        created = retrying(save)
         base = str(request.base_url).rstrip("/")
         with survey.sessions() as session:
+            if not created:
+                return dashboard(request, session, admin, 409, error="These invitations were already created (the "
+                                 "form was sent twice); their links were shown once. Create new ones below if needed.")
             return dashboard(request, session, admin, links=[f"{base}/r/{t}" for t in tokens])
 
     @app.get("/admin/export.csv")

@@ -152,6 +152,14 @@ class AdminSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class InviteBatch(Base):
+    """One submitted invitation form (its one-time nonce), so a resubmitted form creates no second batch."""
+
+    __tablename__ = "invite_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+
+
 def database_url(target: str | Path) -> str:
     """Return the SQLAlchemy URL of ``target``: a URL is kept, a file path becomes ``sqlite:///PATH``."""
     text = str(target)
