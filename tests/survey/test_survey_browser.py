@@ -100,7 +100,7 @@ def test_two_raters_complete_the_survey_across_a_server_kill(tmp_path: Path):
             admin.click("button[type=submit]")
             admin.fill("#count", "2")
             admin.fill("#note", "ward A")
-            admin.click("text=Create invitation")
+            admin.click("text=Create invitation links")
             links = admin.locator("input.link").evaluate_all("els => els.map(e => e.value)")
             assert len(links) == 2 and all(link.startswith(f"{base}/r/") for link in links)
             admin.screenshot(path=str(shots / "admin-desktop.png"), full_page=True)

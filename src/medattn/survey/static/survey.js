@@ -19,6 +19,7 @@
       ["text", "number", "password"].indexOf(event.target.type) >= 0;
     if (typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
     var key = event.key;
+    form.classList.add("keyboard");
     if (key === "Enter" && event.target.tagName !== "BUTTON" && event.target.tagName !== "A") {
       event.preventDefault();
       if (form.reportValidity()) { form.requestSubmit(); }
