@@ -96,6 +96,7 @@ def test_pages_and_image_urls_never_name_a_model(app, survey: MadeSurvey):
         assert {u.rsplit("/", 1)[-1] for u in urls if "/image/" in u} == {"image", "legend", "A", "B", "C"}
         image = rater.get(urls[-1])
         assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
+        assert "etag" not in image.headers and "last-modified" not in image.headers
 
 
 def test_every_response_carries_the_security_headers(app, survey: MadeSurvey):

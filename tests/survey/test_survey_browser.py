@@ -109,6 +109,8 @@ def test_two_raters_complete_the_survey_across_a_server_kill(tmp_path: Path):
             two = browser.new_context(viewport=TABLET, has_touch=True, is_mobile=True).new_page()
             for page, link, specialty, years in ((one, links[0], "radiology", 12), (two, links[1], "pathology", 3)):
                 page.goto(link)
+                if page is two:
+                    two.screenshot(path=str(shots / "profile-tablet.png"), full_page=True)
                 page.select_option("#specialty", specialty)
                 page.fill("#years", str(years))
                 with page.expect_navigation():
@@ -172,5 +174,12 @@ def test_two_raters_complete_the_survey_across_a_server_kill(tmp_path: Path):
     server_log = log.read_text()
     assert made.created.admin_token not in server_log and "/r/***" in server_log
     assert not any(link.rsplit("/", 1)[-1] in server_log for link in links)
+    # `medattn survey analyze` exports the same answers into RUN_DIR/survey (where the report reads them)
+    exe = Path(sys.executable).parent / "medattn"
+    done = subprocess.run([str(exe), "survey", "analyze", str(made.db)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    exported = pd.read_csv(made.run_dir / "survey" / "answers.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(exported.drop(columns="answered_at"), table.drop(columns="answered_at"))
+    assert "2 raters, 5 images, 10 answers" in done.stdout
     assert {p.name for p in shots.glob("*.png")} >= {"admin-desktop.png", "admin-tablet.png",
                                                      "rater-desktop-empty.png", "rater-tablet-answered.png"}

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import delete, func, select
@@ -46,6 +46,7 @@ from medattn.survey.store import (
     session_factory,
     sqlite_path,
     utcnow,
+    writer,
 )
 
 HERE = Path(__file__).parent
@@ -64,6 +65,7 @@ class Survey:
     """The served survey: its database sessions and the settings read once at start."""
 
     sessions: sessionmaker[Session]
+    writes: sessionmaker[Session]
     seed: int
     secret: str
     admin_hash: str
@@ -112,7 +114,8 @@ def load_survey(db: str | Path, images_dir: Path | None = None) -> Survey:
     images_dir = images_dir.resolve()
     if not images_dir.is_dir():
         raise SurveyError(f"{images_dir}: the survey's images folder is missing; pass --images DIR")
-    return Survey(sessions=sessions, seed=int(meta["seed"]), secret=meta["secret"], admin_hash=meta["admin_hash"],
+    return Survey(sessions=sessions, writes=session_factory(writer(engine)), seed=int(meta["seed"]),
+                  secret=meta["secret"], admin_hash=meta["admin_hash"],
                   images_dir=images_dir, arm_ids=[a.id for a in arms], arm_names={a.id: a.name for a in arms},
                   items=items, panels=panels, legend_file=meta["legend_file"],
                   class_names=json.loads(meta.get("class_names", "[]")))
@@ -199,7 +202,7 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
             rater_id = rater.id
 
         def save() -> None:
-            with survey.sessions() as s, s.begin():
+            with survey.writes() as s, s.begin():
                 r = s.get(Rater, rater_id)
                 r.specialty, r.years, r.last_seen = specialty, int(years), utcnow()
 
@@ -276,7 +279,7 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
             rater_id, item_id = rater.id, item.id
 
         def save() -> None:
-            with survey.sessions() as s, s.begin():
+            with survey.writes() as s, s.begin():
                 s.scalar(select(Rater).where(Rater.id == rater_id).with_for_update())  # one writer per rater
                 s.execute(delete(Rating).where(Rating.rater_id == rater_id, Rating.item_id == item_id))
                 s.execute(delete(Answer).where(Answer.rater_id == rater_id, Answer.item_id == item_id))
@@ -324,7 +327,8 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
         path = (survey.images_dir / name).resolve()
         if not path.is_relative_to(survey.images_dir) or not path.is_file():
             return Response(status_code=404)
-        return FileResponse(path, media_type="image/png")
+        # the bytes only: no Last-Modified/ETag, whose file times could hint at the order panels were rendered in
+        return Response(path.read_bytes(), media_type="image/png")
 
     # ---------------------------------------------------------------- admin
     def admin_session(session: Session, request: Request) -> AdminSession | None:
@@ -365,7 +369,7 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
         cookie = new_token()
 
         def save() -> None:
-            with survey.sessions() as s, s.begin():
+            with survey.writes() as s, s.begin():
                 s.add(AdminSession(token_hash=hash_token(cookie)))
 
         retrying(save)
@@ -392,7 +396,7 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
         tokens = [new_token() for _ in range(int(count))]
 
         def save() -> bool:
-            with survey.sessions() as s, s.begin():
+            with survey.writes() as s, s.begin():
                 if s.scalar(select(InviteBatch).where(InviteBatch.nonce == nonce)) is not None:
                     return False
                 s.add(InviteBatch(nonce=nonce))
@@ -429,7 +433,7 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
             admin_id = admin.id
 
         def save() -> None:
-            with survey.sessions() as s, s.begin():
+            with survey.writes() as s, s.begin():
                 s.execute(delete(AdminSession).where(AdminSession.id == admin_id))
 
         retrying(save)

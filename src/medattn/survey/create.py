@@ -20,7 +20,18 @@ from medattn.survey.blinding import MAX_ARMS
 from medattn.survey.render import image_rgb, legend, overlay, png_bytes
 from medattn.survey.security import hash_token, new_token
 from medattn.survey.source import read_run_maps, read_runs, read_sample
-from medattn.survey.store import Arm, Item, Meta, Panel, SurveyError, create_schema, make_engine, sqlite_path
+from medattn.survey.store import (
+    Arm,
+    Item,
+    Meta,
+    Panel,
+    SurveyError,
+    create_schema,
+    database_url,
+    make_engine,
+    sqlite_path,
+    writer,
+)
 
 TARGETS = ("predicted", "true")
 
@@ -140,6 +151,8 @@ def create_survey(run_dir: Path, out: str | Path, methods: list[str], n_items: i
     """Plan the survey, render its panels into ``images_dir`` and write the survey database ``out``."""
     run_dir = Path(run_dir).resolve()
     plan = plan_survey(run_dir, methods, n_items, models=models, dataset=dataset, target=target, seed=seed)
+    if sqlite_path(database_url(out)) is not None:
+        sqlite_path(database_url(out)).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(out, must_exist=False)
     url = engine.url.render_as_string(hide_password=False)
     images_dir = images_dir or default_images_dir(url)
@@ -156,7 +169,7 @@ def create_survey(run_dir: Path, out: str | Path, methods: list[str], n_items: i
     if missing:
         raise SurveyError(f"{run_dir}/explanations/sample.npz: no image for id(s) {missing[:5]} named in index.csv")
     admin_token = new_token()
-    with Session(engine) as session, session.begin():
+    with Session(writer(engine)) as session, session.begin():
         arm_rows = [Arm(dataset=plan.dataset, **row) for row in plan.arms.to_dict("records")]
         session.add_all(arm_rows)
         session.flush()

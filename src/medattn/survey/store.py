@@ -36,6 +36,7 @@ from medattn.errors import UserError
 
 T = TypeVar("T")
 COMMENT_MAX = 2000
+WRITER_OPTION = "medattn_writer"
 
 
 class SurveyError(UserError):
@@ -177,7 +178,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
-    """Use WAL, wait for locks, and take the write lock at BEGIN (no lock upgrades that deadlock)."""
+    """Use WAL and wait for locks; writers (``writer(engine)``) take the write lock at BEGIN, readers never lock."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -191,7 +192,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER_OPTION) else "BEGIN")
 
 
 def make_engine(target: str | Path, *, must_exist: bool = True) -> Engine:
@@ -222,6 +223,15 @@ def create_schema(engine: Engine) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Return a sessionmaker that keeps loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def writer(engine: Engine) -> Engine:
+    """Return ``engine`` marked for writing: on SQLite its transactions start with BEGIN IMMEDIATE.
+
+    A write lock taken up front means two writers queue (busy_timeout) instead of both reading and then
+    failing to upgrade; plain reads stay lock-free under WAL. PostgreSQL ignores the mark.
+    """
+    return engine.execution_options(**{WRITER_OPTION: True})
 
 
 def read_meta(session: Session) -> dict[str, str]:
