@@ -55,6 +55,7 @@ def test_rater_flow_resume_and_double_submit_store_exactly_the_answers_given(app
     assert resumed.status_code == 200 and "Image 3 of 5" in resumed.text
     again = device.get(f"/r/{token}/item/1").text
     assert re.search(r'name="best" value="B" required checked', again) and "note 1" in again
+    assert "Your saved answer" in again and "Your saved answer" not in resumed.text
     for position in (3, 4, 5):
         answer(device, token, position, "C", {"A": 2, "B": 3, "C": 4})
         given[position] = "C"
