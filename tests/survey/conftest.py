@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from survey_helpers import make_explained_run
-
-from medattn.survey.create import CreatedSurvey, create_survey
-
-
-@dataclass(frozen=True)
-class MadeSurvey:
-    """A created survey: run dir, database path and what create_survey returned."""
-
-    run_dir: Path
-    db: Path
-    created: CreatedSurvey
-
-
-def make_survey(tmp: Path, n_items: int = 5, methods: tuple[str, ...] = ("gradcam",)) -> MadeSurvey:
-    """Create a survey over the three tiny models' maps in ``tmp``."""
-    run_dir = make_explained_run(tmp / "run")
-    db = tmp / "survey.db"
-    return MadeSurvey(run_dir, db, create_survey(run_dir, db, list(methods), n_items, seed=3))
+from survey_helpers import MadeSurvey, make_survey
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from starlette.testclient import TestClient
+
+from medattn.survey.create import CreatedSurvey, create_survey
 
 MODELS = {"resnet18": ("resnet18", "none"), "resnet18+se": ("resnet18", "se"), "resnet18+cbam": ("resnet18", "cbam")}
 CLASSES = ["normal", "pneumonia"]
@@ -49,6 +52,22 @@ def make_explained_run(root: Path, *, n_images: int = 12, size: int = 28, seeds:
                          "run_dir": str(run_dir), "maps": str(run_dir / "explanations" / "maps.npz")})
     pd.DataFrame(runs).to_csv(folder / "runs.csv", index=False)
     return root
+
+
+@dataclass(frozen=True)
+class MadeSurvey:
+    """A created survey: run dir, database path and what create_survey returned."""
+
+    run_dir: Path
+    db: Path
+    created: CreatedSurvey
+
+
+def make_survey(tmp: Path, n_items: int = 5, methods: tuple[str, ...] = ("gradcam",)) -> MadeSurvey:
+    """Create a survey over the three tiny models' maps in ``tmp``."""
+    run_dir = make_explained_run(tmp / "run")
+    db = tmp / "survey.db"
+    return MadeSurvey(run_dir, db, create_survey(run_dir, db, list(methods), n_items, seed=3))
 
 
 def csrf_of(html: str) -> str:

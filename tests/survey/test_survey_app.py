@@ -8,11 +8,10 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import MadeSurvey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
-from survey_helpers import admin_login, answer, csrf_of, give_profile, invite, labels_of
+from survey_helpers import MadeSurvey, admin_login, answer, csrf_of, give_profile, invite, labels_of
 
 from medattn.survey.app import create_app
 from medattn.survey.blinding import item_order, label_to_arm

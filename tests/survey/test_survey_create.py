@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import MadeSurvey
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from survey_helpers import make_explained_run
+from survey_helpers import MadeSurvey, make_explained_run
 
 from medattn.survey.blinding import item_order, label_to_arm, panel_order
 from medattn.survey.create import create_survey, plan_survey

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import MadeSurvey
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
-from survey_helpers import admin_login, answer, csrf_of, give_profile, invite
+from survey_helpers import MadeSurvey, admin_login, answer, csrf_of, give_profile, invite
 
 from medattn.survey.app import create_app
 from medattn.survey.store import Answer, Rater, Rating, make_engine
