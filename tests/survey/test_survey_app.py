@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 
 import pandas as pd
 import pytest
@@ -15,8 +16,8 @@ from survey_helpers import MadeSurvey, admin_login, answer, csrf_of, give_profil
 
 from medattn.survey.app import create_app
 from medattn.survey.blinding import item_order, label_to_arm
-from medattn.survey.security import SECURITY_HEADERS
-from medattn.survey.store import Arm, make_engine
+from medattn.survey.security import SECURITY_HEADERS, hash_token
+from medattn.survey.store import Arm, make_engine, read_meta
 
 
 @pytest.fixture
@@ -141,20 +142,39 @@ def test_admin_login_rejects_a_wrong_token_and_logout_ends_the_session(app, surv
     assert client.get("/admin/export.csv").status_code == 401
 
 
-def test_cli_create_prints_the_admin_token_once_and_analyze_exports(survey: MadeSurvey, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """Run `medattn ARGS` in this process (the console script's main); return (exit code, stdout, stderr)."""
+    from medattn.cli import main
 
-    exe = Path(sys.executable).parent / "medattn"
-    created = subprocess.run([str(exe), "survey", "create", str(survey.run_dir), "--methods", "gradcam",
-                              "--items", "3", "--out", str(tmp_path / "cli.db")], capture_output=True, text=True,
-                             timeout=300)
-    assert created.returncode == 0, created.stderr
-    assert "3 images x 3 maps" in created.stdout and created.stdout.count("admin token") == 1
-    bad = subprocess.run([str(exe), "survey", "create", str(survey.run_dir), "--items", "99", "--out",
-                          str(tmp_path / "bad.db")], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --items") and "Traceback" not in bad.stderr
-    empty = subprocess.run([str(exe), "survey", "analyze", str(tmp_path / "cli.db"), "--out", str(tmp_path / "a")],
-                           capture_output=True, text=True, timeout=300)
-    assert empty.returncode == 2 and "no answers yet" in empty.stderr
+    monkeypatch.setattr(sys, "argv", ["medattn", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_create_prints_the_admin_token_once_and_analyze_exports(survey: MadeSurvey, tmp_path, monkeypatch,
+                                                                     capsys):
+    code, out, err = run_cli(monkeypatch, capsys, "survey", "create", str(survey.run_dir), "--methods", "gradcam",
+                             "--items", "3", "--out", str(tmp_path / "cli.db"))
+    assert code == 0, err
+    assert "3 images x 3 maps" in out and out.count("admin token") == 1
+    token = re.search(r"admin token \(shown only now, stored hashed\): (\S+)", out).group(1)
+    assert hash_token(token) == read_meta_of(tmp_path / "cli.db")["admin_hash"]
+    code, _, err = run_cli(monkeypatch, capsys, "survey", "create", str(survey.run_dir), "--items", "99", "--out",
+                           str(tmp_path / "bad.db"))
+    assert code == 2 and err.startswith("error: --items") and "Traceback" not in err
+    code, _, err = run_cli(monkeypatch, capsys, "survey", "analyze", str(tmp_path / "cli.db"), "--out",
+                           str(tmp_path / "a"))
+    assert code == 2 and "no answers yet" in err
+    code, _, err = run_cli(monkeypatch, capsys, "survey", "serve", str(tmp_path / "missing.db"))
+    assert code == 2 and "survey database not found" in err
+
+
+def read_meta_of(db) -> dict[str, str]:
+    """Return the settings stored in a survey database."""
+    with Session(make_engine(db)) as session:
+        return read_meta(session)
