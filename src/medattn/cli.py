@@ -11,6 +11,7 @@ from medattn.errors import UserError
 from medattn.models.cli import app as models_app
 from medattn.report.cli import report_command
 from medattn.study.cli import app as study_app
+from medattn.survey.cli import app as survey_app
 from medattn.train.cli import train_command
 
 app = typer.Typer(help="Does adding attention to my CNN help on my medical images?", no_args_is_help=True,
@@ -19,6 +20,7 @@ app.add_typer(data_app, name="data")
 app.command("train")(train_command)
 app.add_typer(models_app, name="models")
 app.add_typer(study_app, name="study")
+app.add_typer(survey_app, name="survey")
 app.command("report")(report_command)
 
 
