@@ -65,6 +65,9 @@ USER_ERRORS = [  # (arguments, text the one-line error must contain)
     (["study", "results", "/no/spec.yaml"], "/no/spec.yaml"),
     (["study", "results", "{tmp}/valid.yaml"], "no study storage"),
     (["report", "/no/run/dir"], "/no/run/dir"),
+    (["survey", "create", "/no/run/dir"], "/no/run/dir/explanations"),
+    (["survey", "serve", "/no/such.db"], "survey database not found"),
+    (["survey", "analyze", "/no/such.db"], "survey database not found"),
 ]
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from medattn.data.spec import parse_spec
+from medattn.data.dataset_spec import parse_spec
 from medattn.study.plan import check_model, make_plan
 from medattn.study.spec import load_spec
 
