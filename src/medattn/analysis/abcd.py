@@ -128,28 +128,35 @@ def border_compactness(m: torch.Tensor) -> torch.Tensor:
 
 
 def feret_diameter(m: torch.Tensor, directions: int = FERET_DIRECTIONS) -> torch.Tensor:
-    """Maximum Feret diameter (pixels) of float masks (B, H, W): largest extent over `directions` angles, + 1."""
+    """Maximum Feret diameter (pixels) of float masks (B, H, W): largest extent over `directions` angles, + 1.
+
+    Only the first and last lesion pixel of every row can be extreme in any direction, so the projections are
+    taken of those 2 H points per image (rows without lesion are left out).
+    """
     b, h, w = m.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
     inside = m > 0
-    best = torch.zeros(b)
-    for angle in torch.arange(directions) * (math.pi / directions):
-        proj = xs * torch.cos(angle) + ys * torch.sin(angle)
-        high = torch.where(inside, proj, torch.tensor(-1e9)).amax((1, 2))
-        low = torch.where(inside, proj, torch.tensor(1e9)).amin((1, 2))
-        best = torch.maximum(best, high - low)
-    return best + 1
+    cols = torch.arange(w, dtype=torch.float32)
+    first = torch.where(inside, cols, torch.tensor(float(w))).amin(2)  # (B, H)
+    last = torch.where(inside, cols, torch.tensor(-1.0)).amax(2)
+    rows = torch.arange(h, dtype=torch.float32).expand(b, h)
+    xs, ys = torch.cat([first, last], 1), torch.cat([rows, rows], 1)  # (B, 2H)
+    valid = torch.cat([first < w, last >= 0], 1)
+    angles = torch.arange(directions) * (math.pi / directions)
+    proj = xs[..., None] * torch.cos(angles) + ys[..., None] * torch.sin(angles)  # (B, 2H, K)
+    high = torch.where(valid[..., None], proj, torch.tensor(-1e9)).amax(1)
+    low = torch.where(valid[..., None], proj, torch.tensor(1e9)).amin(1)
+    return (high - low).clamp_min(0).amax(1) + 1
 
 
 def colour_count(images: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Number of the six ABCD colours covering >= COLOUR_MIN_SHARE of the lesion, for uint8 RGB (B, 3, H, W)."""
     if images.shape[1] != 3:
         return torch.full((images.shape[0],), float("nan"))
-    rgb = images.float().permute(0, 2, 3, 1) / 255.0  # (B, H, W, 3)
-    ref = torch.tensor(list(COLOURS.values()))
-    dist = torch.cdist(rgb.reshape(-1, 3), ref).view(*rgb.shape[:3], len(COLOURS))
-    nearest, which = dist.min(-1)
-    assigned = F.one_hot(which, len(COLOURS)).float() * ((nearest <= COLOUR_MAX_DISTANCE) & (m > 0))[..., None]
-    share = assigned.sum((1, 2)) / m.sum((1, 2)).clamp_min(1)[:, None]
+    rgb = images.flatten(2).float() / 255.0  # (B, 3, P)
+    ref = torch.tensor(list(COLOURS.values()))  # (6, 3)
+    d2 = (rgb * rgb).sum(1, keepdim=True) - 2 * torch.einsum("bcp,kc->bkp", rgb, ref) + (ref * ref).sum(1)[:, None]
+    nearest, which = d2.min(1)  # (B, P)
+    counted = ((nearest <= COLOUR_MAX_DISTANCE**2) & (m.flatten(1) > 0)).float()
+    per_colour = torch.zeros(len(rgb), len(COLOURS)).scatter_add_(1, which, counted)
+    share = per_colour / m.flatten(1).sum(1).clamp_min(1)[:, None]
     return (share >= COLOUR_MIN_SHARE).sum(1).float()
