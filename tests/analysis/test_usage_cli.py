@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from run_helpers import make_run_dir
 
 MEDATTN = Path(sys.executable).parent / "medattn"

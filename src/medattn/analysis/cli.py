@@ -23,7 +23,8 @@ def parse_epochs(text: str) -> list[int | str]:
         elif part.isdigit() and int(part) > 0:
             out.append(int(part))
         else:
-            raise DataError(f"--epochs: '{part}' is neither a positive epoch number nor 'final'; e.g. --epochs 5,10,final")
+            raise DataError(f"--epochs: '{part}' is neither a positive epoch number nor 'final'; "
+                            "e.g. --epochs 5,10,final")
     if not out:
         raise DataError("--epochs: empty; e.g. --epochs 5,10,final")
     return out
