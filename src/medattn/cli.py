@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from medattn.analysis.cli import features_command
+from medattn.analysis.cli import features_command, probe_command
 from medattn.errors import ModelError, SpecError, UserError
 from medattn.report.cli import report_command
 from medattn.study.cli import app as study_app
@@ -22,6 +22,7 @@ data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.command("report")(report_command)
 app.command("features")(features_command)
+app.command("probe")(probe_command)
 app.add_typer(study_app, name="study")
 models_app = typer.Typer(help="Attention mechanisms, backbones and their cost.", no_args_is_help=True)
 app.add_typer(models_app, name="models")

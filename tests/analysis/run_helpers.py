@@ -15,7 +15,7 @@ SYNTH = "synthetic:derm-synth?n={n}&size=32&seed=0&shortcut_corr={corr}&artefact
 
 
 def make_run_dir(root: Path, corr: float = 0.95, n: int = 300, models=(("resnet18", "none"),), seeds=(0,),
-                 epochs: int = 2, save_epochs=(1,)) -> Path:
+                 epochs: int = 1, save_epochs=(1,)) -> Path:
     """Train each (backbone, attention) x seed on a small derm-synth set and write results.csv like a study does."""
     torch.set_num_threads(1)
     spec = SYNTH.format(n=n, corr=corr)
@@ -27,7 +27,7 @@ def make_run_dir(root: Path, corr: float = 0.95, n: int = 300, models=(("resnet1
             out = root / "artifacts" / "synth" / model / f"seed{seed}-trial0"
             cfg = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, warmup_epochs=0, save_epochs=list(save_epochs),
                               progress=False, device="cpu", augment={"enabled": False})
-            result = train_run(data, ModelConfig(backbone=backbone, attention=attention, small_stem=True), cfg,
+            result = train_run(data, ModelConfig(backbone=backbone, attention=attention, small_stem=False), cfg,
                                seed, out)
             for split, metrics in result.metrics.items():
                 for metric, value in metrics.items():

@@ -45,9 +45,11 @@ def _medattn_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     from medattn.cli import main
 
     monkeypatch.setattr(sys, "argv", ["medattn", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
+    try:
         main()
-    return exit_info.value.code, capsys.readouterr().err
+    except SystemExit as exc:
+        return int(exc.code or 0), capsys.readouterr().err
+    return 0, capsys.readouterr().err
 
 
 def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, monkeypatch, capsys):
@@ -63,3 +65,17 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, monkeypat
         code, err = _medattn_in_process(monkeypatch, capsys, "features", run_dir, *args)
         assert code == 2 and message in err, (args, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(run_dir, monkeypatch, capsys):
+    code, err = _medattn_in_process(monkeypatch, capsys, "probe", run_dir, "--artefact", "patch,ink",
+                                    "--bootstrap", "50")
+    assert code == 0, err
+    table = pd.read_csv(run_dir / "features" / "probes.csv")
+    assert set(zip(table["probe"], table["artefact"], strict=True)) == {("insert", "patch"), ("insert", "ink"),
+                                                                        ("remove", "patch")}
+    assert table["flip_rate"].between(0, 1).all() and table["ood_gap"].notna().all()
+    assert (table["flip_rate_low"] <= table["flip_rate"]).all()
+    assert (table["flip_rate"] <= table["flip_rate_high"]).all()
+    code, err = _medattn_in_process(monkeypatch, capsys, "probe", run_dir, "--artefact", "sticker")
+    assert code == 2 and "valid names: patch, ruler, ink" in err

@@ -72,3 +72,52 @@ def print_usage_summary(table, alpha: float) -> None:
                 cells.append(f"{r['cmi_bits'].mean():.4f}{mark}" if len(r) else "-")
             grid.add_row(str(feature), *cells)
         console.print(grid)
+
+
+def probe_command(
+    run_dir: Path = typer.Argument(..., help="Study output folder (holds results.csv).", show_default=False),
+    artefact: str = typer.Option("patch,ruler,ink", "--artefact", help="Comma list of patch, ruler, ink."),
+    position: int = typer.Option(None, "--position", help="Corner 0-3 (TL, TR, BL, BR) for patch/ink, edge 0-3 "
+                                                          "(top, bottom, left, right) for the ruler; default random."),
+    scale: float = typer.Option(1.0, "--scale", min=0.2, max=3.0, help="Artefact size factor."),
+    colour: str = typer.Option(None, "--colour", help="R,G,B (0-255) of the patch or ink; default derm-synth's."),
+    removal: bool = typer.Option(True, "--removal/--no-removal", help="Also fill artefacts in where masks exist."),
+    split: str = typer.Option("test", "--split", help="Split whose images are probed."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the CIs."),
+) -> None:
+    """Insert (or remove) artefacts in test images and report flip rate, probability and balanced-accuracy change."""
+    from medattn.analysis.probes import PROBES_FILE, ProbeOptions, parse_artefacts, probe_table
+    from medattn.analysis.usage import FEATURES_DIR
+
+    opts = ProbeOptions(artefacts=parse_artefacts(artefact), position=position, scale=scale,
+                        colour=parse_colour(colour), removal=removal, split=split, bootstrap=bootstrap)
+    table = probe_table(run_dir, opts)
+    print_probe_summary(table)
+    console.print(f"probe table: {run_dir / FEATURES_DIR / PROBES_FILE} ({len(table)} rows)", highlight=False)
+
+
+def parse_colour(text: str | None) -> tuple[int, int, int] | None:
+    """(R, G, B) from 'R,G,B' with values 0-255; DataError otherwise."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) <= 255 for p in parts):
+        raise DataError(f"--colour {text}: give R,G,B with values 0-255, e.g. --colour 120,60,150")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def print_probe_summary(table) -> None:
+    """Print one row per model x probe x artefact: flip rate, mean change of P(positive), balanced-accuracy change."""
+    if table.empty:
+        console.print("nothing to probe (no run, or no test image without the artefact)")
+        return
+    grid = Table(title="shortcut probes: mean over seeds [min CI low, max CI high]")
+    for col in ("dataset", "model", "probe", "artefact", "seeds", "flip rate", "delta P(positive)",
+                "delta balanced acc", "ID - OOD gap"):
+        grid.add_column(col, justify="right" if col[0] in "fdsI" else "left")
+    keys = ["dataset", "model", "probe", "artefact"]
+    for key, rows in table.groupby(keys, sort=False):
+        cells = [f"{rows[c].mean():+.3f} [{rows[c + '_low'].min():+.3f}, {rows[c + '_high'].max():+.3f}]"
+                 for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
+        grid.add_row(*map(str, key), str(len(rows)), *cells, f"{rows['ood_gap'].mean():+.3f}")
+    console.print(grid)
