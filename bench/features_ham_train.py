@@ -6,14 +6,15 @@ bench/results/features_ham/. Data: $MEDATTN_SHARED_DATA/ham10000 (never copied i
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-
 from medattn.data.spec import LoadContext, load_dataset
+
 from medattn.train.config import ModelConfig, TrainConfig
 from medattn.train.loop import train_run
 
@@ -45,7 +46,7 @@ def main(epochs: int = 3, seed: int = 0) -> None:
                              "stage": "final", "seed": seed, "trial": 0, "status": "ok", "split": split,
                              "metric": metric, "value": value, "artifact_dir": str(out.relative_to(OUT))})
     pd.DataFrame(rows).to_csv(OUT / "results.csv", index=False)
-    (OUT / "study.json").write_text('{"cache_dir": "%s"}' % os.environ.get("MEDATTN_CACHE", ""))
+    (OUT / "study.json").write_text(json.dumps({"cache_dir": os.environ.get("MEDATTN_CACHE")}))
 
 
 if __name__ == "__main__":

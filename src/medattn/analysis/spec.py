@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from medattn.data.synthetic import ARTEFACTS
-from medattn.train.config import Strict
+from medattn.schema import Strict
 
 
 class FeaturesSpec(Strict):

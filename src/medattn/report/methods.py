@@ -11,10 +11,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import Paragraph, Section
-from medattn.report.summary import role
+from medattn.report.formatting import metric_label
+from medattn.report.model_sections import role
 from medattn.stats.compare import VS_BEST_BASELINE
 
 

@@ -11,9 +11,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from medattn.errors import SpecError
-from medattn.study.engine import COST_ATTR, tuning_keys
+from medattn.study.engine import COST_ATTR
 from medattn.study.plan import Plan, Unit
 from medattn.study.slots import slot_states
+from medattn.study.tuning import tuning_keys
 
 COST_COLUMNS = ("params", "flops", "train_images_per_s", "infer_images_per_s", "peak_memory_mb")
 ID_COLUMNS = ("study", "dataset", "dataset_spec", "model", "backbone", "attention", "placement",

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pandas as pd
 
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table, slugify
 from medattn.report.figures import accuracy_cost_figure, pareto_front
+from medattn.report.formatting import metric_label
 from medattn.stats.tidy import COST_COLUMNS, higher_is_better
 
 SUMMARY_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "macro_f1", "ece")
