@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from medattn.data.spec import LoadContext, load_dataset
 
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.train.config import ModelConfig, TrainConfig
 from medattn.train.loop import train_run
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from medattn.data.spec import load_dataset
 
+from medattn.data.dataset_spec import load_dataset
 from medattn.train.config import ModelConfig, TrainConfig
 from medattn.train.loop import train_run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,14 @@ def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(
     assert (table["flip_rate"] <= table["flip_rate_high"]).all()
     code, err = _medattn_in_process(monkeypatch, capsys, "probe", run_dir, "--artefact", "sticker")
     assert code == 2 and "valid names: patch, ruler, ink" in err
+
+
+def test_report_shows_feature_usage_and_shortcut_probes(run_dir):
+    """Runs after the features and probe tests above: the report picks their tables up."""
+    from medattn.report.build import build_report
+
+    paths = build_report(run_dir)
+    text = paths.markdown.read_text()
+    assert "### Feature usage" in text and "### Shortcut probes" in text
+    assert "feature-usage-synth.png" in text and "feature-usage-curves-synth.png" in text
+    assert "ABCD features per class" in text and re.search(r"\|\s*insert\s*\|\s*patch\s*\|", text)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.data.derm7pt import META_COLUMNS
-from medattn.data.spec import LoadContext, load_dataset
 from medattn.errors import DataError
 
 CASES = [  # diagnosis, pigment_network, streaks, pigmentation, regression, dots, veil, vascular

@@ -22,13 +22,14 @@ from statsmodels.stats.multitest import multipletests
 
 from medattn.analysis.citest import usage_test
 from medattn.analysis.features import FeatureTable, build_feature_table, encode_feature
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import LoadContext, load_dataset
 from medattn.errors import DataError
 from medattn.report.inputs import find_results_file, read_results
 
 FEATURES_DIR = "features"
 USAGE_FILE = "usage.csv"
+ABCD_FILE = "abcd_{dataset}.csv"
 FINAL = "final"
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh"}
 RUN_KEYS = ("dataset", "model", "backbone", "attention", "seed")
@@ -148,12 +149,26 @@ def usage_table(run_dir: Path, opts: UsageOptions = UsageOptions(),
         features = build_feature_table(data, opts.features_file, id_column=opts.id_column)
         for name, why in features.skipped.items():
             notify(f"{group['dataset'].iloc[0]}: feature '{name}' skipped ({why})")
+        write_abcd_values(run_dir, str(group["dataset"].iloc[0]), data, features)
         frames += [_run_rows(row, data, features, opts) for row in group.itertuples()]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out = run_dir / FEATURES_DIR
     out.mkdir(exist_ok=True)
     table.to_csv(out / USAGE_FILE, index=False, float_format="%.6g")
     return table
+
+
+def write_abcd_values(run_dir: Path, dataset: str, data: ImageSet, features: FeatureTable) -> Path | None:
+    """Write every image's ABCD features with its class and split (for the report's per-class distributions)."""
+    columns = [c for c, src in features.source.items() if src == "abcd"]
+    if not columns:
+        return None
+    out = run_dir / FEATURES_DIR / ABCD_FILE.format(dataset=dataset)
+    out.parent.mkdir(exist_ok=True)
+    table = features.table[columns].assign(label=[data.class_names[i] for i in data.labels.tolist()],
+                                           split=data.split)
+    table.to_csv(out, index=False, float_format="%.5g")
+    return out
 
 
 def _run_rows(row, data: ImageSet, features: FeatureTable, opts: UsageOptions) -> pd.DataFrame:

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medattn.data.dataset_spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.data.folder import _DecodeJob, decode_all
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.errors import DataError
 
 META_COLUMNS = ("case_num", "diagnosis", "seven_point_score", "pigment_network", "streaks", "pigmentation",
