@@ -9,6 +9,7 @@ and the insertion flip rates per shortcut strength. Writes bench/results/feature
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -48,12 +49,14 @@ def analyse(corr: str) -> dict:
     }
 
 
-def main() -> None:
-    """Analyse both strengths, print, write JSON."""
-    out = {corr: analyse(corr) for corr in ("0.95", "0.5") if (ROOT / f"corr{corr}" / "results.csv").is_file()}
+def main(strengths: list[str]) -> None:
+    """Analyse the given strengths (default both), print, merge into the JSON file."""
+    path = ROOT.parent / "features_synth.json"
+    out = json.loads(path.read_text()) if path.is_file() else {}
+    out.update({corr: analyse(corr) for corr in strengths})
     print(pd.DataFrame(out).to_string())
-    (ROOT.parent / "features_synth.json").write_text(json.dumps(out, indent=2))
+    path.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or ["0.95", "0.5"])
