@@ -69,3 +69,11 @@ def test_study_spec_features_block_is_validated():
         parse_spec_text(SPEC.replace("FEATURES", "{epochs: [3]}"))
     with pytest.raises(SpecError, match="unknown artefact 'sticker'; valid names: patch, ruler, ink"):
         parse_spec_text(SPEC.replace("FEATURES", "{probes: [sticker]}"))
+
+
+def test_prediction_is_the_class_or_the_binned_positive_probability():
+    from medattn.analysis.usage import prediction_codes
+
+    probs = np.c_[np.linspace(1, 0, 8), np.linspace(0, 1, 8)]
+    assert prediction_codes(probs, "class", 1).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert prediction_codes(probs, "probability", 1).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -37,6 +37,9 @@ def features_command(
     id_column: str = typer.Option(None, "--id-column", help="The id column of --features (default: found by name)."),
     epochs: str = typer.Option("final", "--epochs", help="Comma list of saved epochs and/or 'final', e.g. 5,10,final."),
     split: str = typer.Option("test", "--split", help="Split whose predictions are tested."),
+    prediction: str = typer.Option("class", "--prediction", help="What is tested: the predicted class, or the "
+                                                                 "malignant-class probability in quartile bins "
+                                                                 "(probability)."),
     correction: str = typer.Option("holm", "--correction", help="Across features: holm or bh (Benjamini-Hochberg)."),
     permutations: int = typer.Option(999, "--permutations", min=19, help="Permutations when tables are sparse."),
     bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples of the CMI interval."),
@@ -46,7 +49,8 @@ def features_command(
     from medattn.analysis.usage import FEATURES_DIR, USAGE_FILE, UsageOptions, usage_table
 
     opts = UsageOptions(epochs=parse_epochs(epochs), split=split, features_file=str(features) if features else None,
-                        id_column=id_column, correction=correction, permutations=permutations, bootstrap=bootstrap)
+                        id_column=id_column, correction=correction, permutations=permutations, bootstrap=bootstrap,
+                        prediction=prediction)
     table = usage_table(run_dir, opts, notify=lambda msg: console.print(f"notice: {msg}", highlight=False))
     print_usage_summary(table, alpha)
     console.print(f"usage table: {run_dir / FEATURES_DIR / USAGE_FILE} ({len(table)} rows)", highlight=False)

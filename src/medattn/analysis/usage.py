@@ -47,6 +47,10 @@ class UsageOptions:
     permutations: int = 999
     bootstrap: int = 200
     seed: int = 0
+    prediction: str = "class"  # or "probability": P(positive class) in quartile bins
+
+
+PREDICTIONS = ("class", "probability")
 
 
 def study_runs(run_dir: Path) -> pd.DataFrame:
@@ -90,7 +94,7 @@ def check_epochs(runs: pd.DataFrame, epochs: Sequence[int | str]) -> None:
 
 
 def predictions(row, epoch: int | str, data: ImageSet, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(image positions, predicted classes) of one run on a split, from its final predictions or a checkpoint."""
+    """(image positions, class probabilities) of one run on a split, from its final predictions or a checkpoint."""
     artifact_dir = Path(row.artifact_dir)
     if epoch == FINAL:
         path = artifact_dir / f"predictions_{split}.csv"
@@ -98,10 +102,17 @@ def predictions(row, epoch: int | str, data: ImageSet, split: str) -> tuple[np.n
             raise DataError(f"{path}: not found; the run wrote no predictions for split '{split}'")
         table = pd.read_csv(path)
         probs = table[[c for c in table.columns if c.startswith("prob_")]].to_numpy()
-        return table["index"].to_numpy(np.int64), probs.argmax(1)
+        return table["index"].to_numpy(np.int64), probs
     idx = np.flatnonzero(data.split == split)
-    probs = predict_checkpoint(artifact_dir / f"epoch_{int(epoch):03d}.safetensors", data.images[idx])
-    return idx, probs.argmax(1)
+    return idx, predict_checkpoint(artifact_dir / f"epoch_{int(epoch):03d}.safetensors", data.images[idx])
+
+
+def prediction_codes(probs: np.ndarray, how: str, positive: int) -> np.ndarray:
+    """The prediction as tested: the predicted class, or P(positive class) binned in quartiles."""
+    if how == "class":
+        return probs.argmax(1)
+    codes, _ = encode_feature(pd.Series(probs[:, positive]))
+    return codes
 
 
 def predict_checkpoint(path: Path, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -139,7 +150,9 @@ def usage_table(run_dir: Path, opts: UsageOptions = UsageOptions(),
                 notify: Callable[[str], None] = lambda _: None) -> pd.DataFrame:
     """The tidy usage table of every run x epoch x feature of a study; also written to RUN_DIR/features/."""
     if opts.correction not in CORRECTIONS:
-        raise DataError(f"correction '{opts.correction}': use one of {', '.join(CORRECTIONS)}")
+        raise DataError(f"--correction {opts.correction}: use one of {', '.join(CORRECTIONS)}")
+    if opts.prediction not in PREDICTIONS:
+        raise DataError(f"--prediction {opts.prediction}: use one of {', '.join(PREDICTIONS)}")
     runs = study_runs(run_dir)
     check_epochs(runs, opts.epochs)
     ctx = load_context(run_dir)
@@ -173,12 +186,16 @@ def write_abcd_values(run_dir: Path, dataset: str, data: ImageSet, features: Fea
 
 def _run_rows(row, data: ImageSet, features: FeatureTable, opts: UsageOptions) -> pd.DataFrame:
     """The usage rows of one run at every asked epoch."""
+    from medattn.analysis.probes import positive_class
+
     labels = data.labels.numpy()
     parts = []
     for epoch in opts.epochs:
-        idx, predicted = predictions(row, epoch, data, opts.split)
+        idx, probs = predictions(row, epoch, data, opts.split)
+        predicted = prediction_codes(probs, opts.prediction, positive_class(data.class_names))
         tested = test_features(predicted, labels[idx], features.table.iloc[idx], opts, opts.seed + int(row.seed))
         tested.insert(0, "epoch", epoch)
+        tested.insert(1, "prediction", opts.prediction)
         tested.insert(1, "source", tested["feature"].map(features.source))
         parts.append(tested)
     table = pd.concat(parts, ignore_index=True)
