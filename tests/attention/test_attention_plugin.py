@@ -40,7 +40,12 @@ class ToyGate(nn.Module):
         return x * g[:, :, None, None]
 
 
-register_extractor(ToyGate, "toy", lambda module, emit: [module.gate.register_forward_hook(gate_hook(emit, "channel"))])
+def toy_extractor(module: ToyGate, emit: Emit) -> list:
+    """The output of `module.gate` is the (B, C) channel gate."""
+    return [module.gate.register_forward_hook(gate_hook(emit, "channel"))]
+
+
+register_extractor(ToyGate, "toy", toy_extractor)
 
 MECHANISMS = [
     Mechanism(name="toy", family="channel", factory=ToyGate, placements=("after_conv", "stage_end"),

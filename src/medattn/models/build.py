@@ -17,7 +17,19 @@ __all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
 def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in_chans: int = 3,
                 image_size: int = 224, small_stem: bool | None = None, drop_rate: float = 0.0,
                 placement: dict | None = None, **attention_kwargs: Any) -> nn.Module:
-    """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's)."""
+    """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's).
+
+    Args:
+        backbone: a registered backbone name (``medattn models list``).
+        attention: a registered mechanism name or alias; ``"none"`` for the plain backbone.
+        num_classes: classifier outputs.
+        in_chans: input channels (1 for grey-scale images).
+        image_size: input side in pixels; mechanisms that replace a convolution get their feature size from it.
+        small_stem: shrink the stem for small images (None: automatically for images of at most 64 px).
+        drop_rate: dropout before the classifier.
+        placement: where the mechanism goes (stages, where, blocks); None: the mechanism's default placement.
+        **attention_kwargs: options of the mechanism (``Mechanism.options()``); unknown ones are a ModelError.
+    """
     entry = get_backbone(backbone)
     mechanism = get_mechanism(attention)
     _check_sizes(num_classes, in_chans, image_size)

@@ -45,6 +45,7 @@ TUNING_SPLITS = ("train", "val")
 
 TrainFn = Callable[..., Any]
 Log = Callable[[str], None]
+Attempt = tuple[TrialState, float | None, dict[str, Any]]  # how one trial ended: state, value, attrs
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -57,7 +58,16 @@ def open_plan_storage(plan: Plan) -> BaseStorage:
 
 
 class Engine:
-    """Plans a study into a storage and runs its trials one at a time in this process."""
+    """Plans a study into a storage and runs its trials one at a time in this process.
+
+    Args:
+        plan: the expanded study (units, seeds, storage URL, artifact root).
+        storage: an open Optuna storage (default: the plan's, with its heartbeat and retry settings).
+        train_fn: ``train_run``-compatible function (default :func:`medattn.train.loop.train_run`; tests pass
+            a fake).
+        log: where progress lines go (default: print).
+        worker: this worker's name in trial attributes (default ``host:pid``).
+    """
 
     def __init__(self, plan: Plan, storage: BaseStorage | None = None, train_fn: TrainFn | None = None,
                  log: Log | None = None, worker: str | None = None) -> None:
@@ -202,72 +212,72 @@ class Engine:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
+        def run() -> Attempt:
+            nonlocal epochs
+            params = suggest(trial, spec.tuning.search_space)
+            model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train, params)
+            self.log(f"{label}: start {_short(params)}")
+            result = self.train_fn(self.tuning_dataset(unit), model_cfg, train_cfg, spec.tuning.seed, None, on_epoch)
+            value = float(result.metrics["val"][metric])
+            epochs = result.epochs_run
+            return (TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED, value,
+                    {"status": "ok", "val": result.metrics["val"], "best_epoch": result.best_epoch})
+
         label = f"{unit.key} tune #{frozen.user_attrs[SLOT_ATTR]}"
         start = time.time()
-        attrs: dict[str, Any] = {}
-        with Heartbeat(self.storage, frozen._trial_id, spec.workers.heartbeat_interval):
-            try:
-                params = suggest(trial, spec.tuning.search_space)
-                model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train, params)
-                self.log(f"{label}: start {_short(params)}")
-                result = self.train_fn(self.tuning_dataset(unit), model_cfg, train_cfg, spec.tuning.seed, None,
-                                       on_epoch)
-                value = float(result.metrics["val"][metric])
-                attrs = {"status": "ok", "val": result.metrics["val"], "best_epoch": result.best_epoch}
-                epochs = result.epochs_run
-                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
-            except optuna.TrialPruned:
-                state, value, attrs = TrialState.PRUNED, None, {"status": "pruned"}
-            except TrainingFailed as exc:
-                state, value, attrs = TrialState.PRUNED, None, {"status": "diverged", "error": str(exc)}
-            except KeyboardInterrupt:
-                mark_failed(self.storage, frozen._trial_id, INTERRUPTED_ATTR)
-                raise
-            except Exception as exc:
-                self.log(f"{label}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-                state, value = TrialState.FAIL, None
-                attrs = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        state, value, attrs = self._attempt(frozen, label, run)
         attrs.update(epochs_run=epochs, seconds=time.time() - start)
         if self._finish(unit, TUNE, frozen, state, value, attrs, label):
             self.log(f"{label}: {attrs['status']} after {epochs} epoch(s)"
                      + (f", val {metric} {value:.4f}" if value is not None else ""))
 
     def _run_final(self, unit: Unit, frozen: FrozenTrial) -> None:
-        spec, metric = self.plan.spec, self.plan.spec.selection_metric
+        metric = self.plan.spec.selection_metric
         seed = int(frozen.user_attrs[SEED_ATTR])
         label = f"{unit.key} seed {seed}"
         params, tuned_from = self.best_params(unit)
         rel = Path(ARTIFACT_DIR) / unit.dataset.name / unit.model.name / f"seed{seed}-trial{frozen.number}"
         out_dir = self.plan.artifact_root / rel
+
+        def run() -> Attempt:
+            model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
+            data = self.dataset(unit)
+            self._ensure_cost(unit, model_cfg, data)
+            self.log(f"{label}: start (tuned trial {tuned_from}) {_short(params)}")
+            result = self.train_fn(data, model_cfg, train_cfg, seed, out_dir, None)
+            value = float(result.metrics["val"][metric])
+            return (TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED, value,
+                    dict(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
+                         epochs_run=result.epochs_run, timing=result.timing,
+                         artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()}))
+
         start = time.time()
+        state, value, outcome = self._attempt(frozen, label, run)
         attrs: dict[str, Any] = {"params": params, "tuned_from": tuned_from, "seed": seed,
-                                 "artifact_dir": rel.as_posix()}
-        value: float | None = None
-        with Heartbeat(self.storage, frozen._trial_id, spec.workers.heartbeat_interval):
+                                 "artifact_dir": rel.as_posix(), **outcome, "seconds": time.time() - start}
+        if self._finish(unit, FINAL, frozen, state, value if state == TrialState.COMPLETE else None, attrs, label):
+            self.log(f"{label}: {attrs['status']}" + (f", val {metric} {value:.4f}" if value is not None else ""))
+
+    def _attempt(self, frozen: FrozenTrial, label: str, run: Callable[[], Attempt]) -> Attempt:
+        """Run one trial's work under a heartbeat; return (state, value, attrs), however it ended.
+
+        Pruned: PRUNED, status 'pruned'. Diverged (TrainingFailed): PRUNED, status 'failed' (a result, counted
+        once, not a crash to retry). Any other error: FAIL, status 'error' (retried). Ctrl-C: the trial is
+        marked failed without a retry and the interrupt goes on.
+        """
+        with Heartbeat(self.storage, frozen._trial_id, self.plan.spec.workers.heartbeat_interval):
             try:
-                model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
-                data = self.dataset(unit)
-                self._ensure_cost(unit, model_cfg, data)
-                self.log(f"{label}: start (tuned trial {tuned_from}) {_short(params)}")
-                result = self.train_fn(data, model_cfg, train_cfg, seed, out_dir, None)
-                value = float(result.metrics["val"][metric])
-                attrs.update(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
-                             epochs_run=result.epochs_run, timing=result.timing,
-                             artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()})
-                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
+                return run()
+            except optuna.TrialPruned:
+                return TrialState.PRUNED, None, {"status": "pruned"}
             except TrainingFailed as exc:
-                state = TrialState.PRUNED  # a diverged seed is a result (counted once), not a crash to retry
-                attrs.update(status="failed", error=str(exc))
+                return TrialState.PRUNED, None, {"status": "failed", "error": str(exc)}
             except KeyboardInterrupt:
                 mark_failed(self.storage, frozen._trial_id, INTERRUPTED_ATTR)
                 raise
             except Exception as exc:
                 self.log(f"{label}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-                state = TrialState.FAIL
-                attrs.update(status="error", error=f"{type(exc).__name__}: {exc}")
-        attrs["seconds"] = time.time() - start
-        if self._finish(unit, FINAL, frozen, state, value if state == TrialState.COMPLETE else None, attrs, label):
-            self.log(f"{label}: {attrs['status']}" + (f", val {metric} {value:.4f}" if value is not None else ""))
+                return TrialState.FAIL, None, {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
     def _finish(self, unit: Unit, stage: str, frozen: FrozenTrial, state: TrialState, value: float | None,
                 attrs: dict[str, Any], label: str) -> bool:
