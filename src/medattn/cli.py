@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from medattn.analysis.cli import features_command, probe_command
 from medattn.data.cli import app as data_app
 from medattn.errors import UserError
 from medattn.models.cli import app as models_app
@@ -22,6 +23,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(study_app, name="study")
 app.add_typer(survey_app, name="survey")
 app.command("report")(report_command)
+app.command("features")(features_command)
+app.command("probe")(probe_command)
 
 
 def main() -> None:
