@@ -78,6 +78,7 @@ def train(
     lr: float = typer.Option(None, help="Learning rate."),
     batch_size: int = typer.Option(None, help="Batch size."),
     device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
+    precision: str = typer.Option(None, help="auto (bf16 where the hardware is fast at it), fp32, bf16, fp16."),
     data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download,
 ) -> None:
     """Train one model on one dataset and write metrics, per-sample predictions and a checkpoint."""
@@ -88,14 +89,16 @@ def train(
     sections = _read_yaml(config) if config else {}
     model_cfg = _validated(ModelConfig, {**sections.get("model", {}), "backbone": backbone, "attention": attention},
                            "model")
-    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "precision": precision}
     train_cfg = _validated(TrainConfig, {**sections.get("train", {}),
                                          **{k: v for k, v in overrides.items() if v is not None}}, "train")
     dataset = load_dataset(data, _context(data_dir, cache_dir, download))
     result = train_run(dataset, model_cfg, train_cfg, seed, out)
     _print_metrics(result.metrics, f"{backbone}+{attention} on {dataset.name}, seed {seed}, best epoch "
                                    f"{result.best_epoch}/{result.epochs_run}")
-    console.print(f"train {result.timing['train_images_per_s']:.0f} images/s; results in {out}/")
+    hw = result.hardware
+    console.print(f"train {result.timing['train_images_per_s']:.0f} images/s ({hw['precision']}, stem {hw['stem']}, "
+                  f"{hw['threads']} thread(s)); results in {out}/", highlight=False)
 
 
 @models_app.command("list")
@@ -127,6 +130,7 @@ def models_cost(
     in_chans: int = typer.Option(3, help="Input channels."),
     batch_size: int = typer.Option(16, help="Batch size of the throughput and memory measurement."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    precision: str = typer.Option("auto", help="auto (what training would use here), fp32, bf16, fp16."),
     csv: Path = typer.Option(None, help="Also write the table to this CSV file."),
 ) -> None:
     """Measure params, FLOPs, train/inference images/s and peak memory for one or every combination."""
@@ -142,14 +146,15 @@ def models_cost(
                          f"{', '.join(sorted({a for _, a in known}))}")
     table = cost_table(image_size=size, in_chans=in_chans, backbones=[backbone] if backbone else None,
                        attentions=[attention] if attention else None, batch_size=batch_size,
-                       device=None if device == "auto" else device)
+                       device=None if device == "auto" else device, precision=precision)
     if table.empty:
         raise ModelError(f"--backbone {backbone} cannot hold --attention {attention} (transformer baselines "
                          f"take attention 'none')")
     if csv:
         table.to_csv(csv, index=False)
     out = Table(title=f"cost at {size} px, {in_chans} channel(s), batch {batch_size}, {table['device'].iloc[0]}")
-    columns = {"backbone": "backbone", "attention": "attention", "params": "params (M)", "flops": "GFLOPs/img",
+    columns = {"backbone": "backbone", "attention": "attention", "stem": "stem", "precision": "precision",
+               "params": "params (M)", "flops": "GFLOPs/img",
                "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s",
                "peak_memory_mb": "peak MiB", "train_time_vs_none": "time vs none"}
     scale = {"params": 1e-6, "flops": 1e-9}

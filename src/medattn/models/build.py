@@ -10,13 +10,14 @@ from medattn.attention.registry import check_options, get_mechanism
 from medattn.errors import ModelError
 from medattn.models import placement as placing
 from medattn.models.backbones import BACKBONES, SMALL_IMAGE, get_backbone
+from medattn.models.stem import resolve_stem
 
 __all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
 
 
 def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in_chans: int = 3,
                 image_size: int = 224, small_stem: bool | None = None, drop_rate: float = 0.0,
-                placement: dict | None = None, **attention_kwargs: Any) -> nn.Module:
+                placement: dict | None = None, stem: str = "auto", **attention_kwargs: Any) -> nn.Module:
     """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's)."""
     spec = get_backbone(backbone)
     mechanism = get_mechanism(attention)
@@ -30,7 +31,7 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
     check_options(mechanism, attention_kwargs)
 
     def create() -> nn.Module:
-        return spec.create(num_classes, in_chans, image_size, drop_rate, small_stem)
+        return spec.create(num_classes, in_chans, image_size, drop_rate, small_stem, stem)
 
     model = create()
     resolved = None
@@ -41,6 +42,7 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
     model.medattn_spec = {
         "backbone": backbone, "attention": mechanism.name, "image_size": image_size, "in_chans": in_chans,
         "placement": resolved.as_dict() if resolved else None, "options": dict(attention_kwargs),
+        "stem": resolve_stem(image_size, small_stem, stem) if spec.adapter is not None else "patch",
     }
     return model
 

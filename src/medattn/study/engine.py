@@ -308,6 +308,7 @@ class Engine:
                 value = float(result.metrics["val"][metric])
                 attrs.update(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
                              epochs_run=result.epochs_run, timing=result.timing,
+                             hardware=getattr(result, "hardware", {}),
                              artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()})
                 state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
             except TrainingFailed as exc:
@@ -378,7 +379,7 @@ def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, floa
     kwargs: dict[str, Any] = dict(backbone=model_cfg.backbone, attention=model_cfg.attention,
                                   image_size=data.image_size, in_chans=data.in_chans,
                                   num_classes=data.num_classes, placement=model_cfg.placement,
-                                  small_stem=model_cfg.small_stem)
+                                  small_stem=model_cfg.small_stem, stem=model_cfg.stem)
     try:
         cost = measure_cost(**kwargs, **model_cfg.attention_kwargs)
     except Exception as exc:  # cost is informative only: never fail a run over it

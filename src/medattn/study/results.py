@@ -19,7 +19,8 @@ COST_COLUMNS = ("params", "flops", "train_images_per_s", "infer_images_per_s", "
 ID_COLUMNS = ("study", "dataset", "dataset_spec", "model", "backbone", "attention", "placement",
               "placement_config", "is_baseline", "reference", "stage", "seed", "trial", "status", "split",
               "metric", "value")
-RUN_COLUMNS = ("best_epoch", "epochs_run", "run_train_seconds", "run_train_images_per_s", "tuned_from",
+RUN_COLUMNS = ("best_epoch", "epochs_run", "run_train_seconds", "run_train_images_per_s", "run_precision",
+               "run_stem", "tuned_from",
                "checkpoint", "predictions", "artifact_dir", "worker")
 Stage = Literal["final", "tune", "all"]
 
@@ -92,6 +93,8 @@ def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str
                "best_epoch": a.get("best_epoch"), "epochs_run": a.get("epochs_run"),
                "run_train_seconds": timing.get("train_seconds"),
                "run_train_images_per_s": timing.get("train_images_per_s"),
+               "run_precision": (a.get("hardware") or {}).get("precision"),
+               "run_stem": (a.get("hardware") or {}).get("stem"),
                "tuned_from": a.get("tuned_from"),
                "checkpoint": _absolute(artifacts.get("checkpoint"), root),
                "artifact_dir": _absolute(a.get("artifact_dir"), root), "worker": a.get("worker")}
