@@ -14,5 +14,10 @@ def after_study(spec: StudySpec, out_dir: Path) -> list[Path]:
 
     study = spec.model_dump(mode="json", exclude={"storage"})  # a storage URL may hold a password
     (out_dir / "study.json").write_text(json.dumps(study, indent=2))
+    features = []
+    if spec.features is not None:
+        from medattn.analysis.spec import run_feature_analysis
+
+        features = run_feature_analysis(spec.features, out_dir)
     paths = build_report(out_dir, study=study)
-    return [out_dir / "study.json", paths.markdown, paths.html]
+    return [out_dir / "study.json", *features, paths.markdown, paths.html]
