@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medattn.errors import ModelError, SpecError, UserError
+from medattn.explain.cli import explain_command
 from medattn.report.cli import report_command
 from medattn.study.cli import app as study_app
 
@@ -20,6 +21,7 @@ app = typer.Typer(help="Does adding attention to my CNN help on my medical image
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.command("report")(report_command)
+app.command("explain")(explain_command)
 app.add_typer(study_app, name="study")
 models_app = typer.Typer(help="Attention mechanisms, backbones and their cost.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
