@@ -18,7 +18,14 @@ import torch.nn as nn
 
 from medattn.attention import record_attention
 from medattn.attention.record import AttentionMap
-from medattn.explain.cam import _minmax
+
+
+def unit_range(maps: torch.Tensor) -> torch.Tensor:
+    """Each map min-max scaled to [0, 1] (scale-free; a constant map becomes 0)."""
+    flat = maps.flatten(1)
+    low, high = flat.min(1).values.view(-1, 1, 1), flat.max(1).values.view(-1, 1, 1)
+    span = high - low
+    return torch.where(span > 0, (maps - low) / torch.where(span > 0, span, 1), torch.zeros_like(maps))
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class ModuleMaps:
     layer: str
     mechanism: str
     maps: torch.Tensor
+    grid: tuple[int, int] | None = None  # (h, w) of the map before resizing
 
 
 def _layer_names(recorded: list[AttentionMap]) -> list[str]:
@@ -43,8 +51,8 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleMaps],
         model(x)
     spatial = [m for m in recorded if m.kind != "channel"]
     size = tuple(x.shape[-2:])
-    out = [ModuleMaps(name, m.mechanism, _minmax(m.to_image(size).float()))
-           for name, m in zip(_layer_names(spatial), spatial)]
+    out = [ModuleMaps(name, m.mechanism, unit_range(m.to_image(size).float()), m.grid)
+           for name, m in zip(_layer_names(spatial), spatial, strict=True)]
     return out, recorded
 
 
@@ -63,4 +71,4 @@ def rollout(recorded: list[AttentionMap], size: tuple[int, int]) -> torch.Tensor
     rows = result[:, 0, prefix:] if prefix else result.mean(dim=1)
     maps = rows.reshape(-1, 1, *grid)
     maps = torch.nn.functional.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
-    return _minmax(maps)
+    return unit_range(maps)

@@ -12,7 +12,7 @@ import torch.nn as nn
 from medattn.explain.attention_maps import attention_maps, rollout
 from medattn.explain.cam import CAM_METHODS
 from medattn.explain.spec import ExplainSpec
-from medattn.explain.targets import target_layer
+from medattn.explain.targets import MIN_GRID, target_layer
 
 
 @dataclass
@@ -67,11 +67,13 @@ def own_attention_sets(model: nn.Module, x: torch.Tensor, predicted: torch.Tenso
     if not (want_attention or want_rollout):
         return [], []
     per_layer: dict[str, list[torch.Tensor]] = {}
+    grids: dict[str, int] = {}
     rolled: list[torch.Tensor] = []
     for s in _chunks(x, batch_size):
         modules, recorded = attention_maps(model, x[s])
         for m in modules:
             per_layer.setdefault(m.layer, []).append(m.maps)
+            grids[m.layer] = min(m.grid) if m.grid else 0
         r = rollout(recorded, tuple(x.shape[-2:])) if want_rollout else None
         if r is not None:
             rolled.append(r)
@@ -80,9 +82,11 @@ def own_attention_sets(model: nn.Module, x: torch.Tensor, predicted: torch.Tenso
         if not per_layer:
             notes.append("attention: n/a (no spatial attention map: plain or channel-only model)")
         names = list(per_layer)
+        # scored: the deepest module whose map is at least 2 x 2 (a 1 x 1 gate is constant)
+        deepest = next((n for n in reversed(names) if grids[n] >= MIN_GRID), names[-1] if names else None)
         for name in names:
             sets.append(MapSet("attention", name, "predicted", torch.cat(per_layer[name]), predicted,
-                               scored=name == names[-1]))
+                               scored=name == deepest))
     if want_rollout:
         if rolled:
             sets.append(MapSet("rollout", "", "predicted", torch.cat(rolled), predicted))

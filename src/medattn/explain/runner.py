@@ -96,7 +96,18 @@ def randomised_model(sidecar: dict, seed: int, device: torch.device) -> torch.nn
     model = build_model(cfg["backbone"], cfg["attention"], num_classes=data["num_classes"], in_chans=data["in_chans"],
                         image_size=data["image_size"], small_stem=cfg["small_stem"], drop_rate=cfg["drop_rate"],
                         placement=cfg["placement"], **cfg["attention_kwargs"])
+    _unit_norm_scales(model)
     return model.to(device).eval()
+
+
+def _unit_norm_scales(model: torch.nn.Module) -> None:
+    """Set every norm layer's scale to 1: timm zero-initialises the last norm of each residual branch, which
+    would leave a randomised ResNet with silent branches and maps made by the shortcut path alone."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._NormBase | torch.nn.LayerNorm | torch.nn.GroupNorm):
+                if getattr(module, "weight", None) is not None:
+                    module.weight.fill_(1.0)
 
 
 def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.device) -> tuple[Path, pd.DataFrame,

@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from medattn.explain.cam import CAM_METHODS
 from medattn.explain.faithfulness import deletion_insertion
 from medattn.explain.localisation import energy_inside, localisation_scores, uniform_baselines
-from medattn.explain.cam import CAM_METHODS
 from medattn.explain.maps import MapSet, RunMaps, cam_sets, own_attention_sets
 from medattn.explain.randomisation import spearman
 from medattn.explain.sample import Sample

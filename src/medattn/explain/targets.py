@@ -1,9 +1,9 @@
 """Target layers for the CAM family: the last convolutional stage of a CNN, the last block of a transformer.
 
 Selvaraju et al. (Grad-CAM, ICCV 2017) take the last convolutional layer: its maps keep spatial layout and
-carry the most class-specific features. Departure: at tiny inputs (32 px with the stride-4 stem) the last
-stage is 1 x 1 and every CAM would be constant, so the deepest stage whose output is at least 2 x 2 is taken. For ViT and Swin, pytorch-grad-cam's tutorial takes the first
-norm of the last block and turns the tokens back into a (B, C, h, w) grid (a *reshape transform*); the class
+carry the most class-specific features. Departure: at tiny inputs (32 px with the stride-4 stem) the
+last stage is 1 x 1 and every CAM would be constant, so the deepest stage at least 2 x 2 is taken.
+For ViT and Swin, pytorch-grad-cam's tutorial takes the first norm of the last block and turns the tokens back into a (B, C, h, w) grid (a *reshape transform*); the class
 token carries no position and is dropped.
 """
 
@@ -52,10 +52,12 @@ MIN_GRID = 2  # a stage whose output is 1 x 1 gives a constant map: take the dee
 def _spatial_sizes(model: nn.Module, stages: list[nn.Module], image_size: int, in_chans: int) -> list[int]:
     sizes: list[int] = []
     handles = [s.register_forward_hook(lambda _m, _a, out: sizes.append(int(out.shape[-1]))) for s in stages]
+    training = model.training
     try:
         with torch.no_grad():
-            model(torch.zeros(1, in_chans, image_size, image_size, device=next(model.parameters()).device))
+            model.eval()(torch.zeros(1, in_chans, image_size, image_size, device=next(model.parameters()).device))
     finally:
+        model.train(training)
         for h in handles:
             h.remove()
     return sizes
@@ -69,7 +71,8 @@ def target_layer(model: nn.Module, backbone: str, image_size: int | None = None,
         module = stages[-1]
         if image_size is not None:
             sizes = _spatial_sizes(model, stages, image_size, in_chans)
-            module = next((s for s, n in zip(reversed(stages), reversed(sizes)) if n >= MIN_GRID), stages[0])
+            wide = [s for s, n in zip(stages, sizes, strict=True) if n >= MIN_GRID]
+            module = wide[-1] if wide else stages[0]
         return TargetLayer(_name_of(model, module), module)
     if backbone == "vit_tiny":
         module = model.blocks[-1].norm1
