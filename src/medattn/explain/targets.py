@@ -3,8 +3,9 @@
 Selvaraju et al. (Grad-CAM, ICCV 2017) take the last convolutional layer: its maps keep spatial layout and
 carry the most class-specific features. Departure: at tiny inputs (32 px with the stride-4 stem) the
 last stage is 1 x 1 and every CAM would be constant, so the deepest stage at least 2 x 2 is taken.
-For ViT and Swin, pytorch-grad-cam's tutorial takes the first norm of the last block and turns the tokens back into a (B, C, h, w) grid (a *reshape transform*); the class
-token carries no position and is dropped.
+For ViT and Swin, pytorch-grad-cam's tutorial takes the first norm of the last block and turns the
+tokens back into a (B, C, h, w) grid (a *reshape transform*); the class token carries no position and
+is dropped.
 """
 
 from __future__ import annotations
