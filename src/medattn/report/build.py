@@ -28,7 +28,7 @@ from medattn.report.markdown import render_markdown
 from medattn.report.overview import study_name
 
 # Modules that register extra section builders on import (e.g. "medattn.report.explanations").
-PLUGIN_MODULES: tuple[str, ...] = ()
+PLUGIN_MODULES: tuple[str, ...] = ("medattn.report.sections.explanations",)
 MAX_NOTES = 40
 
 

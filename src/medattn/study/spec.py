@@ -41,6 +41,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from medattn.errors import SpecError
+from medattn.explain.spec import ExplainSpec
 from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
 from medattn.train.config import ModelConfig, Strict, TrainConfig
 
@@ -248,6 +249,7 @@ class StudySpec(Strict):
     cache_dir: str | None = None
     cost: bool = True  # measure params, FLOPs, throughput, memory once per (dataset, model)
     workers: WorkerSpec = Field(default_factory=WorkerSpec)
+    explain: ExplainSpec | None = None  # explanations of the final runs, computed before the report
 
     _marks: MarkedYaml | None = PrivateAttr(None)
 

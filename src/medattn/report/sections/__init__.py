@@ -1,0 +1,1 @@
+"""Report sections discovered at build time: every module here registers its builders on import."""
