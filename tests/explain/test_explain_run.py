@@ -112,3 +112,36 @@ def test_sample_draw_is_shared_and_deterministic(tiny_study):
     assert a.ids.tolist() == b.ids.tolist()
     with pytest.raises(ValidationError, match="gradcam, gradcampp"):
         ExplainSpec(methods=["nope"])
+
+
+def test_report_has_the_explanations_section_and_its_gallery_loads_in_chromium(explained, tmp_path):
+    import re
+
+    from medattn.report import build_report
+
+    _, root = explained
+    paths = build_report(root, out=tmp_path / "report")
+    text = paths.markdown.read_text()
+    assert "### Explanations" in text and "figures/explanations-derm.png" in text
+    assert "n/a (no such map)" in text  # plain and SE models have no attention map
+    assert "resnet18+cbam vs resnet18 (derm, gradcam energy)" in text
+    assert (tmp_path / "report" / "figures" / "explanations-derm.png").is_file()
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.is_file():
+        pytest.fail("/usr/bin/chromium not found: run `make venv` (or `apt-get install -y chromium`)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+             "--virtual-time-budget=10000", "--dump-dom", paths.html.resolve().as_uri()]
+    dom = subprocess.run([str(chromium), *flags], capture_output=True, text=True, timeout=120).stdout
+    n = len(paths.figures)
+    assert re.search(r'data-images-loaded="([^"]*)"', dom).group(1) == f"{n}/{n}"
+
+
+def test_study_spec_takes_an_explain_block_with_file_line_errors():
+    from medattn.errors import SpecError
+    from medattn.study.spec import parse_spec_text
+
+    base = (Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml").read_text()
+    spec = parse_spec_text(base + "\nexplain: {samples: 8, methods: [gradcam, attention]}\n", "q.yaml")
+    assert spec.explain.samples == 8 and spec.explain.methods == ["gradcam", "attention"]
+    with pytest.raises(SpecError, match=r"q.yaml:\d+: explain.methods: unknown explanation method\(s\) foo; use"):
+        parse_spec_text(base + "\nexplain: {methods: [gradcam, foo]}\n", "q.yaml")
