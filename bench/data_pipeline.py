@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from medattn.data.spec import LoadContext, load_dataset
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.models.build import build_model
 from medattn.train.augment import augment, channel_stats
 from medattn.train.config import AugmentConfig

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from medattn.data.spec import LoadContext, load_dataset
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.explain.maps import explain_model
 from medattn.explain.runner import normalised
 from medattn.explain.sample import draw_sample

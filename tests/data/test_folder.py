@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from medattn.data import folder as folder_mod
+from medattn.data.dataset_spec import DataSpec, LoadContext
 from medattn.data.folder import grouped_split, load_folder
-from medattn.data.spec import DataSpec, LoadContext
 from medattn.errors import DataError
 
 HAM_OPTIONS = {"images": "images", "labels": "HAM10000_metadata.csv", "id": "image_id", "label": "dx",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medattn.data import medmnist_npz
-from medattn.data.spec import LoadContext, load_dataset, parse_spec
+from medattn.data.dataset_spec import LoadContext, load_dataset, parse_spec
 from medattn.errors import DataError
 
 

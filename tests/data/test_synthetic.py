@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 import medattn.data.synthetic as synthetic
+from medattn.data.dataset_spec import DataSpec, LoadContext, load_dataset
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import DataSpec, LoadContext, load_dataset
 from medattn.data.synthetic import ARTEFACTS, CONCEPT_PROBS, CONCEPTS, NUISANCE_PROBS, SPLIT_FRACTIONS
 from medattn.errors import DataError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medattn.data.spec import LoadContext, load_dataset
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.train.augment import channel_stats
 from medattn.train.checkpoint import save_checkpoint
 from medattn.train.config import ModelConfig

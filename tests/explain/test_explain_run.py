@@ -105,7 +105,7 @@ def test_cli_unknown_method_exits_2_with_the_valid_names(tiny_study):
 def test_sample_draw_is_shared_and_deterministic(tiny_study):
     from explain_helpers import DATA_SPEC
 
-    from medattn.data.spec import LoadContext, load_dataset
+    from medattn.data.dataset_spec import LoadContext, load_dataset
 
     data = load_dataset(DATA_SPEC, LoadContext.from_env())
     a, b = draw_sample(data, "test", 4, 0), draw_sample(data, "test", 4, 0)

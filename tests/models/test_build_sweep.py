@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from timm.layers import EcaModule, GlobalContext, NonLocalAttn, SEModule
-from timm.layers.cbam import CbamModule
 
-from medattn.attention import MECHANISMS
-from medattn.attention.augmented import AugmentedConv2d
-from medattn.attention.channel_spatial import BottleneckAttentionModule
-from medattn.attention.local import LocalSelfAttention2d
-from medattn.attention.mhsa import MultiHeadSelfAttention2d
+from medattn.attention import MECHANISMS, create_attention
 from medattn.models import BACKBONES, build_model
 from medattn.models.describe import combinations
 
 CNNS = [b for b, spec in BACKBONES.items() if spec.kind == "cnn"]
 COMBOS = combinations()
-INSERTED = (SEModule, EcaModule, CbamModule, BottleneckAttentionModule, GlobalContext, NonLocalAttn,
-            MultiHeadSelfAttention2d, LocalSelfAttention2d, AugmentedConv2d)
+# the module class of every registered mechanism (a factory function: the class of what it builds), so that a new
+# mechanism is covered without editing this file
+INSERTED = tuple({m.factory if isinstance(m.factory, type) else type(create_attention(name, 32))
+                  for name, m in MECHANISMS.items() if m.factory is not None})
 
 
 def run_and_check(backbone: str, attention: str, size: int, in_chans: int, batch: int = 2,

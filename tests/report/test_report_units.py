@@ -11,7 +11,6 @@ from report_helpers import PATH, make_run_dir
 
 from medattn.report import build_report
 from medattn.report import formatting as fmt
-from medattn.report.bootstrap import seed_averaged_bootstrap
 from medattn.report.document import Paragraph, Section, Table
 from medattn.report.html import inline
 from medattn.report.html import render_table as html_table
@@ -19,6 +18,7 @@ from medattn.report.layout import DATASET_SECTIONS, REPORT_SECTIONS
 from medattn.report.markdown import render_table as md_table
 from medattn.report.registry import BuilderRegistry
 from medattn.stats import paired_bootstrap
+from medattn.stats.seed_bootstrap import seed_averaged_bootstrap
 
 
 def test_number_formats():

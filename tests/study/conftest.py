@@ -10,9 +10,9 @@ from study_helpers import FakeTrain, make_tiny_npz, postgres_server
 
 
 @pytest.fixture(scope="session")
-def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_npz(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """Path of a tiny, class-balanced PneumoniaMNIST subset (160/64/64 images, 28 px)."""
-    return make_tiny_npz(tmp_path_factory.mktemp("data") / "pneu-tiny.npz")
+    return make_tiny_npz(tmp_path_factory.mktemp("data") / "pneu-tiny.npz", shared_data)
 
 
 @pytest.fixture

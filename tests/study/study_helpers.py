@@ -18,22 +18,11 @@ import yaml
 
 from medattn.train.loop import RunResult
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def shared_data() -> Path:
-    """The shared real-data folder; fails the test (never skips) when it is missing."""
-    root = Path(os.environ.get("MEDATTN_SHARED_DATA", REPO.parent / "shared" / "data"))
-    npz = root / "medmnist" / "pneumoniamnist.npz"
-    if not npz.exists():
-        pytest.fail(f"real test data missing: {npz} not found. Set MEDATTN_SHARED_DATA to the folder holding "
-                    f"medmnist/pneumoniamnist.npz (see ../shared/data/README.md)")
-    return root
-
-
-def make_tiny_npz(path: Path, n_train: int = 160, n_val: int = 64, n_test: int = 64, seed: int = 0) -> Path:
-    """A class-balanced random subset of the real PneumoniaMNIST (28 px) in the MedMNIST npz layout."""
-    src = np.load(shared_data() / "medmnist" / "pneumoniamnist.npz")
+def make_tiny_npz(path: Path, shared_data: Path, n_train: int = 160, n_val: int = 64, n_test: int = 64,
+                  seed: int = 0) -> Path:
+    """A class-balanced random subset of the real PneumoniaMNIST (28 px) in `shared_data`, in the MedMNIST layout."""
+    src = np.load(shared_data / "medmnist" / "pneumoniamnist.npz")
     rng = np.random.default_rng(seed)
     out = {}
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):

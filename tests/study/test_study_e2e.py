@@ -175,20 +175,20 @@ def _check_two_worker_run(path: Path, seconds: float, single: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_worker_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
+def one_worker_seconds(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> float:
     """Wall time of the reference study with one worker (journal storage)."""
     from study_helpers import make_tiny_npz
 
     tmp = tmp_path_factory.mktemp("single")
-    npz = make_tiny_npz(tmp / "pneu.npz", n_train=SPEED_TRAIN_IMAGES)
+    npz = make_tiny_npz(tmp / "pneu.npz", shared_data, n_train=SPEED_TRAIN_IMAGES)
     return _timed_run(_speed_spec(tmp, npz, "single"), 1)
 
 
 @pytest.mark.slow
-def test_two_workers_on_a_journal_file(tmp_path: Path, one_worker_seconds: float) -> None:
+def test_two_workers_on_a_journal_file(tmp_path: Path, one_worker_seconds: float, shared_data: Path) -> None:
     from study_helpers import make_tiny_npz
 
-    npz = make_tiny_npz(tmp_path / "pneu.npz", n_train=SPEED_TRAIN_IMAGES)
+    npz = make_tiny_npz(tmp_path / "pneu.npz", shared_data, n_train=SPEED_TRAIN_IMAGES)
     path = _speed_spec(tmp_path, npz, "journal2")
     seconds = _timed_run(path, 2)
     print(f"journal: 1 worker {one_worker_seconds:.1f}s, 2 workers {seconds:.1f}s")
@@ -196,10 +196,11 @@ def test_two_workers_on_a_journal_file(tmp_path: Path, one_worker_seconds: float
 
 
 @pytest.mark.slow
-def test_two_workers_on_postgresql(tmp_path: Path, one_worker_seconds: float, postgres_url: str) -> None:
+def test_two_workers_on_postgresql(tmp_path: Path, one_worker_seconds: float, postgres_url: str,
+                                   shared_data: Path) -> None:
     from study_helpers import make_tiny_npz
 
-    npz = make_tiny_npz(tmp_path / "pneu.npz", n_train=SPEED_TRAIN_IMAGES)
+    npz = make_tiny_npz(tmp_path / "pneu.npz", shared_data, n_train=SPEED_TRAIN_IMAGES)
     path = _speed_spec(tmp_path, npz, "pg2", storage=postgres_url)
     seconds = _timed_run(path, 2)
     print(f"postgresql: 1 worker (journal) {one_worker_seconds:.1f}s, 2 workers {seconds:.1f}s")

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from medattn.errors import SpecError
 from medattn.study.cli import app
+from medattn.study.params import apply_params
 from medattn.study.plan import make_plan, validate_plan
-from medattn.study.spec import apply_params, load_spec, parse_spec_text
+from medattn.study.spec import load_spec, parse_spec_text
 from medattn.train.config import ModelConfig, TrainConfig
 
 GOOD = """\

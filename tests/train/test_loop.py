@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from medattn.data.spec import LoadContext, load_dataset
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.errors import TrainingFailed
 from medattn.train.checkpoint import load_model
 from medattn.train.config import AugmentConfig, ModelConfig, TrainConfig

@@ -29,7 +29,22 @@ def whole_heads(fraction: float, channels: int, heads: int) -> int:
 
 
 class AugmentedConv2d(nn.Module):
-    """concat(conv(x), proj(MHSA(x))) along channels; a drop-in replacement for a k x k convolution."""
+    """concat(conv(x), proj(MHSA(x))) along channels; a drop-in replacement for a k x k convolution.
+
+    Args:
+        channels: input channels.
+        out_channels: output channels (default: ``channels``); the last ``dv`` of them come from attention.
+        kernel_size: kernel size of the replaced convolution (kept for the convolution part).
+        stride: stride of the replaced convolution; attention runs on the input average-pooled by it.
+        groups: 1 (dense) or ``channels`` (depthwise, kept depthwise on the convolution's channels).
+        bias: bias of the convolution part.
+        feat_size: (H, W) of the input feature map; required, ``build_model`` supplies it from the image size.
+        heads: number of attention heads (the paper's AA-ResNet: 8).
+        key_ratio: dk, query/key channels, as a fraction of ``out_channels`` (rounded to whole heads; paper 0.2).
+        value_ratio: dv, attention output channels, as a fraction of ``out_channels`` (paper 0.1).
+        position: ``"relative"`` 2D relative logits (paper), ``"learned"`` absolute row/column embeddings, or
+            ``"none"``.
+    """
 
     def __init__(self, channels: int, out_channels: int | None = None, kernel_size: int = 3, stride: int = 1,
                  groups: int = 1, bias: bool = False, feat_size: tuple[int, int] | None = None, heads: int = 8,

@@ -35,7 +35,15 @@ def _conv_bn_relu(cin: int, cout: int, kernel_size: int = 1, dilation: int = 1) 
 
 
 class BottleneckAttentionModule(nn.Module):
-    """BAM: x * (1 + sigmoid(channel MLP(avgpool x) + dilated-conv spatial map(x))), a residual 3D gate."""
+    """BAM: x * (1 + sigmoid(channel MLP(avgpool x) + dilated-conv spatial map(x))), a residual 3D gate.
+
+    Args:
+        channels: input (and output) channels.
+        reduction: bottleneck ratio r of both branches: hidden width ``channels // reduction`` (paper: 16).
+        dilation: dilation of the spatial branch's 3x3 convolutions (paper: 4).
+        dilated_convs: number of dilated 3x3 convolutions in the spatial branch (paper: 2).
+        min_hidden: lower bound on the hidden width for narrow layers (at most ``channels``).
+    """
 
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, dilated_convs: int = 2,
                  min_hidden: int = 8):

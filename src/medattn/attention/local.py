@@ -43,7 +43,25 @@ MODES = ("sasa", "halo")
 
 
 class LocalSelfAttention2d(nn.Module):
-    """Multi-head self-attention of every pixel over its k x k neighbourhood; replaces a 3x3 convolution."""
+    """Multi-head self-attention of every pixel over its k x k neighbourhood; replaces a 3x3 convolution.
+
+    Args:
+        channels: input channels.
+        out_channels: output channels (default: ``channels``); must be divisible by ``heads``.
+        stride: 1, or 2 for a 2x2 average pool after attention (as a strided 3x3 convolution would halve the map).
+        heads: number of attention heads.
+        dim_head: query/key channels per head (default: timm's rule, ``out_channels * qk_ratio`` rounded to a
+            multiple of 8, divided by ``heads``); value channels per head are always ``out_channels // heads``.
+        qk_ratio: query/key width relative to ``out_channels`` when ``dim_head`` is not given.
+        window_size: k, the odd side of the neighbourhood each pixel attends to (halo ``k // 2``).
+        block_size: side of the query blocks computed together; in ``sasa`` mode it changes speed and memory
+            only, in ``halo`` mode it also sets the window, ``block_size + 2 * (window_size // 2)``.
+        mode: ``"sasa"``, exact per-pixel k x k neighbourhoods inside the image, or ``"halo"``, timm's
+            ``HaloAttn`` arithmetic (whole block windows, zero padding attended).
+        qkv_bias: add a bias to the query and key/value projections.
+        scale_pos: scale the relative position logits by ``dim_head ** -0.5`` like the content logits
+            (timm's ``scale_pos_embed``).
+    """
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, heads: int = 8,
                  dim_head: int | None = None, qk_ratio: float = 1.0, window_size: int = 7, block_size: int = 8,

@@ -54,7 +54,15 @@ def downsample(stride: int) -> nn.Module:
 
 
 class PositionTables(nn.Module):
-    """Row and column embeddings giving position logits q . r_row + q . r_col for a (H, W) query/key grid."""
+    """Row and column embeddings giving position logits q . r_row + q . r_col for a (H, W) query/key grid.
+
+    Args:
+        position: ``"relative"`` (tables of 2H-1 and 2W-1 rows, indexed by offset), ``"learned"`` (H and W rows,
+            indexed by absolute position) or ``"none"`` (no tables, no position logits).
+        feat_size: (H, W) of the query/key grid.
+        dim: channels per head of the queries the tables are multiplied with.
+        std: standard deviation of the truncated-normal initialisation (timm: ``dim ** -0.5``).
+    """
 
     def __init__(self, position: str, feat_size: tuple[int, int], dim: int, std: float):
         super().__init__()
@@ -95,7 +103,23 @@ class PositionTables(nn.Module):
 
 
 class MultiHeadSelfAttention2d(nn.Module):
-    """BoTNet MHSA over all positions of a feature map; a drop-in replacement for a 3x3 convolution."""
+    """BoTNet MHSA over all positions of a feature map; a drop-in replacement for a 3x3 convolution.
+
+    Args:
+        channels: input channels.
+        out_channels: output channels (default: ``channels``); must be divisible by ``heads``.
+        feat_size: (H, W) of the input feature map; required, ``build_model`` supplies it from the image size.
+        stride: 1, or 2 for a 2x2 average pool after attention (BoTNet's stride-2 block).
+        heads: number of attention heads (BoTNet: 4).
+        dim_head: query/key channels per head (default: timm's rule, ``out_channels * qk_ratio`` rounded to a
+            multiple of 8, divided by ``heads``); value channels per head are always ``out_channels // heads``.
+        qk_ratio: query/key width relative to ``out_channels`` when ``dim_head`` is not given.
+        qkv_bias: add a bias to the 1x1 qkv projection.
+        position: ``"relative"`` 2D relative logits (BoTNet default), ``"learned"`` absolute row/column
+            embeddings, or ``"none"``.
+        scale_pos: scale the position logits by ``dim_head ** -0.5`` like the content logits
+            (timm's ``scale_pos_embed``).
+    """
 
     def __init__(self, channels: int, out_channels: int | None = None, feat_size: tuple[int, int] | None = None,
                  stride: int = 1, heads: int = 4, dim_head: int | None = None, qk_ratio: float = 1.0,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import torch.nn as nn
 
-from medattn.attention import augmented, channel, channel_spatial, context, local, mhsa, transformer  # noqa: F401
+import medattn.attention.transformer  # noqa: F401  (registers the ViT baselines' attention-map extractor)
 from medattn.attention.mechanism import Mechanism
 from medattn.errors import ModelError
 
@@ -15,11 +16,30 @@ NONE = Mechanism(
     paper="-", summary="the plain backbone, no attention module",
 )
 
-MECHANISMS: dict[str, Mechanism] = {
-    m.name: m
-    for m in [NONE, *channel.MECHANISMS, *channel_spatial.MECHANISMS, *context.MECHANISMS, *mhsa.MECHANISMS,
-              *local.MECHANISMS, *augmented.MECHANISMS]
-}
+# One module per mechanism family; each defines `MECHANISMS: list[Mechanism]`. A new family is one new file
+# and one line here (see CONTRIBUTING.md).
+MECHANISM_MODULES: tuple[str, ...] = (
+    "medattn.attention.channel",
+    "medattn.attention.channel_spatial",
+    "medattn.attention.global_context",
+    "medattn.attention.mhsa",
+    "medattn.attention.local",
+    "medattn.attention.augmented",
+)
+
+
+def _collect(modules: tuple[str, ...]) -> dict[str, Mechanism]:
+    """Return name -> Mechanism for 'none' and every mechanism the modules define, in order; names must be unique."""
+    found: dict[str, Mechanism] = {NONE.name: NONE}
+    for module in modules:
+        for mechanism in importlib.import_module(module).MECHANISMS:
+            if mechanism.name in found:
+                raise ValueError(f"{module}: attention mechanism '{mechanism.name}' is already registered")
+            found[mechanism.name] = mechanism
+    return found
+
+
+MECHANISMS: dict[str, Mechanism] = _collect(MECHANISM_MODULES)
 ALIASES: dict[str, str] = {alias: m.name for m in MECHANISMS.values() for alias in m.aliases}
 
 
@@ -36,8 +56,10 @@ def get_mechanism(name: str) -> Mechanism:
     return MECHANISMS[key]
 
 
-def check_options(mechanism: Mechanism, options: dict[str, Any]) -> None:
+def check_mechanism_options(mechanism: Mechanism, options: dict[str, Any]) -> None:
     """Refuse options the mechanism does not have, and context arguments only a placement may set."""
+    if mechanism.factory is None and options:
+        raise ModelError(f"attention 'none' takes no options; remove {', '.join(options)}")
     valid = mechanism.options()
     for key in options:
         if key in mechanism.context:
@@ -51,11 +73,10 @@ def create_attention(name: str, channels: int, **options: Any) -> nn.Module | No
     """Build mechanism `name` for `channels` input channels (None for 'none'); options as in `options()`."""
     mechanism = get_mechanism(name)
     if mechanism.factory is None:
-        if options:
-            raise ModelError(f"attention 'none' takes no options, got {', '.join(options)}")
+        check_mechanism_options(mechanism, options)
         return None
     user = {k: v for k, v in options.items() if k not in mechanism.context}
-    check_options(mechanism, user)
+    check_mechanism_options(mechanism, user)
     try:
         return mechanism.factory(channels, **options)
     except (TypeError, ValueError, AssertionError) as err:

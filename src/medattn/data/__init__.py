@@ -1,6 +1,6 @@
 """Datasets: the ImageSet representation, spec strings and loaders."""
 
+from medattn.data.dataset_spec import DataSpec, LoadContext, load_dataset, parse_spec
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import DataSpec, LoadContext, load_dataset, parse_spec
 
 __all__ = ["ImageSet", "DataSpec", "LoadContext", "load_dataset", "parse_spec"]

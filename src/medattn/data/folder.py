@@ -46,8 +46,8 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
+from medattn.data.dataset_spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medattn.data.dataset_spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.data.imageset import SPLITS, ImageSet
-from medattn.data.spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.errors import DataError
 
 SIZES = (28, 64, 128, 224)

@@ -54,8 +54,8 @@ import torch
 from scipy.ndimage import correlate1d
 from threadpoolctl import threadpool_limits
 
+from medattn.data.dataset_spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.errors import DataError
 
 GENERATORS = ("derm-synth",)

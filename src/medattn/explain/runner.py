@@ -67,7 +67,7 @@ def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, d
 
 def load_samples(results: pd.DataFrame, study: dict, spec: ExplainSpec) -> dict[str, Sample]:
     """The shared sample of every dataset, drawn from the dataset reloaded from its recorded spec string."""
-    from medattn.data.spec import LoadContext, load_dataset
+    from medattn.data.dataset_spec import LoadContext, load_dataset
 
     if "dataset_spec" not in results.columns:
         raise DataError("results table has no dataset_spec column: cannot reload the images to explain; "

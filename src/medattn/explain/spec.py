@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from medattn.explain.cam import METHODS
 from medattn.explain.faithfulness import DEFAULT_STEPS
 from medattn.explain.localisation import DEFAULT_TOLERANCE, DEFAULT_TOP_FRACTION
-from medattn.train.config import Strict
+from medattn.schema import Strict
 
 DEFAULT_METHODS = ("gradcam", "attention", "rollout")
 

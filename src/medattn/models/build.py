@@ -6,7 +6,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from medattn.attention.registry import check_options, get_mechanism
+from medattn.attention.registry import check_mechanism_options, get_mechanism
 from medattn.errors import ModelError
 from medattn.models import placement as placing
 from medattn.models.backbones import BACKBONES, SMALL_IMAGE, get_backbone
@@ -17,26 +17,36 @@ __all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
 def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in_chans: int = 3,
                 image_size: int = 224, small_stem: bool | None = None, drop_rate: float = 0.0,
                 placement: dict | None = None, **attention_kwargs: Any) -> nn.Module:
-    """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's)."""
-    spec = get_backbone(backbone)
+    """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's).
+
+    Args:
+        backbone: a registered backbone name (``medattn models list``).
+        attention: a registered mechanism name or alias; ``"none"`` for the plain backbone.
+        num_classes: classifier outputs.
+        in_chans: input channels (1 for grey-scale images).
+        image_size: input side in pixels; mechanisms that replace a convolution get their feature size from it.
+        small_stem: shrink the stem for small images (None: automatically for images of at most 64 px).
+        drop_rate: dropout before the classifier.
+        placement: where the mechanism goes (stages, where, blocks); None: the mechanism's default placement.
+        **attention_kwargs: options of the mechanism (``Mechanism.options()``); unknown ones are a ModelError.
+    """
+    entry = get_backbone(backbone)
     mechanism = get_mechanism(attention)
     _check_sizes(num_classes, in_chans, image_size)
     placing.check_keys(placement)
-    if spec.adapter is None and mechanism.factory is not None:
+    if entry.adapter is None and mechanism.factory is not None:
         raise ModelError(f"backbone '{backbone}' is a transformer baseline and takes attention 'none' only; "
                          f"got '{attention}'")
-    if mechanism.factory is None and attention_kwargs:
-        raise ModelError(f"attention 'none' takes no options; remove {', '.join(attention_kwargs)}")
-    check_options(mechanism, attention_kwargs)
+    check_mechanism_options(mechanism, attention_kwargs)
 
     def create() -> nn.Module:
-        return spec.create(num_classes, in_chans, image_size, drop_rate, small_stem)
+        return entry.create(num_classes, in_chans, image_size, drop_rate, small_stem)
 
     model = create()
     resolved = None
     if mechanism.factory is not None:
-        resolved = placing.resolve(mechanism, placement, spec.adapter, len(spec.adapter.stages(model)))
-        placing.apply(model, spec.adapter, mechanism, resolved, attention_kwargs,
+        resolved = placing.resolve(mechanism, placement, entry.adapter, len(entry.adapter.stages(model)))
+        placing.apply(model, entry.adapter, mechanism, resolved, attention_kwargs,
                       build_skeleton=lambda: (create(), image_size, in_chans))
     model.medattn_spec = {
         "backbone": backbone, "attention": mechanism.name, "image_size": image_size, "in_chans": in_chans,

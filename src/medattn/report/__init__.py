@@ -1,7 +1,8 @@
 """The study report: Markdown and self-contained HTML built from a run directory's tidy results.
 
 ``build_report(run_dir)`` is the entry point; sections are made by registered builders
-(:mod:`medattn.report.registry`, defaults in :mod:`medattn.report.layout`) and rendered by
+(:mod:`medattn.report.registry`, defaults in :mod:`medattn.report.layout`, plugins: every module of the
+package :mod:`medattn.report.sections`) and rendered by
 :mod:`medattn.report.markdown` and :mod:`medattn.report.html`. Imports are lazy so that the CLI can
 mount ``report_command`` without loading pandas and matplotlib.
 """

@@ -7,10 +7,10 @@ from __future__ import annotations
 import itertools
 
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import VERDICT_LEGEND, VERDICT_MARKS, metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
 from medattn.report.figures import cd_diagram
+from medattn.report.formatting import VERDICT_LEGEND, VERDICT_MARKS, metric_label
 from medattn.stats.compare import ATTENTION_VS_PLAIN
 
 

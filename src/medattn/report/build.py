@@ -11,7 +11,6 @@ Output folder (default ``RUN_DIR/report``)::
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,10 @@ from medattn.report.context import ReportContext, ReportSettings
 from medattn.report.document import BulletList, Document, FigureBlock, Paragraph, Section
 from medattn.report.html import render_html
 from medattn.report.inputs import RunData, load_run
-from medattn.report.layout import REPORT_SECTIONS
+from medattn.report.layout import REPORT_SECTIONS, load_section_plugins
 from medattn.report.markdown import render_markdown
 from medattn.report.overview import study_name
 
-# Modules that register extra section builders on import (e.g. "medattn.report.explanations").
-PLUGIN_MODULES: tuple[str, ...] = ("medattn.report.sections.explanations",)
 MAX_NOTES = 40
 
 
@@ -59,9 +56,8 @@ def _notes_section(run: RunData) -> Section | None:
 
 
 def build_document(ctx: ReportContext) -> Document:
-    """Return the report document: every registered section builder run in order, then the notes."""
-    for module in PLUGIN_MODULES:
-        importlib.import_module(module)
+    """Return the report document: every registered section builder (plugins included) run in order, then the notes."""
+    load_section_plugins()
     sections: list[Section] = []
     for entry in REPORT_SECTIONS.builders():
         sections.extend(entry.builder(ctx) or [])

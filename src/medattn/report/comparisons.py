@@ -11,23 +11,10 @@ import pandas as pd
 from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, Paragraph, Section, Table
+from medattn.report.formatting import METRIC_LABELS, VERDICT_LEGEND, VERDICT_MARKS, metric_label
 from medattn.stats import describe_comparisons, paired_difference
 from medattn.stats.compare import VS_BEST_BASELINE
 from medattn.stats.tidy import higher_is_better
-
-METRIC_LABELS: dict[str, str] = {
-    "balanced_accuracy": "balanced accuracy",
-    "auc": "AUC",
-    "macro_f1": "macro F1",
-    "accuracy": "accuracy",
-    "ece": "ECE",
-}
-
-
-def metric_label(metric: str, capital: bool = False) -> str:
-    """Return the readable name of a metric (first letter upper-cased when ``capital``)."""
-    label = METRIC_LABELS.get(metric, metric)
-    return label[:1].upper() + label[1:] if capital else label
 
 
 def _rows(ctx: ReportContext, dataset: str, split: str, primary: bool) -> pd.DataFrame:
@@ -89,12 +76,6 @@ def comparison_table(ctx: ReportContext, dataset: str, split: str | None = None)
         align=("l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "l"),
         caption=caption,
     )
-
-
-VERDICT_MARKS: dict[str, str] = {"significant gain": "+", "significant loss": "-", "practically equivalent": "=",
-                                 "no evidence": "?"}
-VERDICT_LEGEND = ("(+) significant gain, (-) significant loss, (=) practically equivalent, "
-                  "(?) no evidence either way")
 
 
 def secondary_table(ctx: ReportContext, dataset: str, split: str | None = None) -> Table | None:

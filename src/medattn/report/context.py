@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from medattn.errors import DataError, UserError
-from medattn.report.bootstrap import SeedBootstrap, seed_averaged_bootstrap
 from medattn.report.inputs import RunData
 from medattn.stats import CrossDatasetResult, compare_across_datasets, compare_models, summarize
+from medattn.stats.seed_bootstrap import SeedBootstrap, seed_averaged_bootstrap
 
 DEFAULT_ROPE = 0.01
 DEFAULT_ALPHA = 0.05

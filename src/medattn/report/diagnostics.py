@@ -11,10 +11,10 @@ from __future__ import annotations
 import pandas as pd
 
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, FigureRow, Paragraph, Section, Table, slugify
 from medattn.report.figures import confusion_matrix_figure, per_class_recall_figure, training_curves_figure
+from medattn.report.formatting import metric_label
 from medattn.stats.predictions import per_class_recall, prob_columns
 
 

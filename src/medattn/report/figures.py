@@ -20,6 +20,7 @@ from matplotlib.ticker import EngFormatter, NullFormatter
 
 from medattn.errors import DataError
 from medattn.stats.predictions import confusion_matrix, per_class_recall
+from medattn.stats.tidy import model_role
 
 _ROLE_COLORS = {"baseline": "tab:gray", "plain": "tab:blue", "attention": "tab:orange"}
 
@@ -100,10 +101,8 @@ def pareto_front(df: pd.DataFrame, cost_col: str, acc_col: str) -> np.ndarray:
 
 
 def _role(row: pd.Series) -> str:
-    """Return 'baseline', 'plain' or 'attention' for a summary row (plain when roles are unknown)."""
-    if bool(row.get("is_baseline", False)):
-        return "baseline"
-    return "attention" if str(row.get("attention", "none")) != "none" else "plain"
+    """Return the model role of a summary row (plain when the row has no role columns)."""
+    return model_role(bool(row.get("is_baseline", False)), str(row.get("attention", "none")))
 
 
 def accuracy_cost_figure(

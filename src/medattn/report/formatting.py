@@ -100,3 +100,24 @@ def hp_value(x: object) -> str:
     if float(v).is_integer() and abs(v) < 1e6 and not isinstance(x, float):
         return str(int(v))
     return f"{v:.4g}"
+
+
+METRIC_LABELS: dict[str, str] = {
+    "balanced_accuracy": "balanced accuracy",
+    "auc": "AUC",
+    "macro_f1": "macro F1",
+    "accuracy": "accuracy",
+    "ece": "ECE",
+}
+
+
+def metric_label(metric: str, capital: bool = False) -> str:
+    """Return the readable name of a metric (first letter upper-cased when ``capital``)."""
+    label = METRIC_LABELS.get(metric, metric)
+    return label[:1].upper() + label[1:] if capital else label
+
+
+VERDICT_MARKS: dict[str, str] = {"significant gain": "+", "significant loss": "-", "practically equivalent": "=",
+                                 "no evidence": "?"}
+VERDICT_LEGEND = ("(+) significant gain, (-) significant loss, (=) practically equivalent, "
+                  "(?) no evidence either way")

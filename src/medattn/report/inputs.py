@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from medattn.errors import DataError
-from medattn.stats.tidy import REQUIRED_COLUMNS, validate_results
+from medattn.stats.tidy import REQUIRED_COLUMNS, ROLES, model_roles, validate_results
 
 RESULTS_FILES: tuple[str, ...] = ("results.parquet", "results.csv")
 STUDY_FILE = "study.json"
@@ -129,10 +129,9 @@ class RunData:
     def models(self, dataset: str) -> list[str]:
         """Return the models with results on ``dataset``: baselines, then plain backbones, then attention."""
         sub = self.results[self.results["dataset"] == dataset]
-        roles = sub.groupby("model")[["is_baseline", "attention"]].first()
-        order = roles.assign(rank=[0 if b else (1 if a == "none" else 2) for b, a in
-                                   zip(roles["is_baseline"], roles["attention"], strict=True)])
-        return order.sort_values(["rank"], kind="stable").index.tolist()
+        roles = model_roles(sub)
+        rank = roles["role"].map(ROLES.index)
+        return rank.sort_values(kind="stable").index.tolist()
 
     def seeds(self, dataset: str, model: str) -> list[int]:
         """Return the seeds of ``model`` on ``dataset``, sorted."""

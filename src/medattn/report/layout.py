@@ -2,10 +2,14 @@
 
 Top level: answer, one section per dataset, across datasets, methods. Inside each dataset's section:
 comparisons, models, accuracy vs cost, per-class recall and confusion matrices, training curves,
-out-of-distribution. Later modules add theirs with ``register`` (see :mod:`medattn.report.registry`).
+out-of-distribution. Plugins add theirs with ``register`` (see :mod:`medattn.report.registry`) from a
+module in the package :mod:`medattn.report.sections`; :func:`load_section_plugins` imports every such module.
 """
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from medattn.report.across import across_sections
 from medattn.report.comparisons import comparisons_section, ood_section
@@ -13,11 +17,11 @@ from medattn.report.context import ReportContext
 from medattn.report.diagnostics import curves_section, per_class_section
 from medattn.report.document import Paragraph, Section
 from medattn.report.methods import methods_sections
+from medattn.report.model_sections import cost_section, models_section
 from medattn.report.overview import overview_sections
 from medattn.report.registry import DATASET_SECTIONS, REPORT_SECTIONS
 
-__all__ = ["DATASET_SECTIONS", "REPORT_SECTIONS", "dataset_sections", "register_defaults"]
-from medattn.report.summary import cost_section, models_section
+__all__ = ["DATASET_SECTIONS", "REPORT_SECTIONS", "dataset_sections", "load_section_plugins", "register_defaults"]
 
 
 def dataset_sections(ctx: ReportContext) -> list[Section]:
@@ -47,6 +51,16 @@ def register_defaults() -> None:
                           ("training-curves", curves_section), ("out-of-distribution", ood_section)):
         if name not in DATASET_SECTIONS.names():
             DATASET_SECTIONS.register(name, builder)
+
+
+
+def load_section_plugins() -> list[str]:
+    """Import every module of ``medattn.report.sections`` (each registers its builders); return their names."""
+    package = importlib.import_module("medattn.report.sections")
+    names = [f"{package.__name__}.{info.name}" for info in pkgutil.iter_modules(package.__path__)]
+    for name in names:
+        importlib.import_module(name)
+    return names
 
 
 register_defaults()

@@ -11,11 +11,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import Paragraph, Section
-from medattn.report.summary import role
+from medattn.report.formatting import metric_label
 from medattn.stats.compare import VS_BEST_BASELINE
+from medattn.stats.tidy import model_role
 
 
 def _version() -> str:
@@ -92,7 +92,7 @@ def design_paragraph(ctx: ReportContext) -> str:
     placement = r.groupby("model")["placement"].first() if "placement" in r.columns else None
     models = []
     for model, row in roles.iterrows():
-        kind = role(bool(row["is_baseline"]), str(row["attention"]))
+        kind = model_role(bool(row["is_baseline"]), str(row["attention"]))
         if kind == "attention":
             where = placement.get(model) if placement is not None else None
             text = f"{model} ({row['backbone']} with {row['attention']} attention"

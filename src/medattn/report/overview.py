@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, Paragraph, Section
+from medattn.report.formatting import metric_label
 from medattn.stats import VERDICTS, describe_comparisons
 from medattn.stats.compare import ATTENTION_VS_PLAIN
 

@@ -3,12 +3,15 @@
 Two lists: *report sections* (``builder(ctx) -> list[Section]``, top level: overview, one section per
 dataset, across datasets, methods) and *dataset sections* (``builder(ctx, dataset) -> Section | None``,
 the subsections inside each dataset's section: comparisons, models, cost, per-class, curves, OOD).
-A later module (e.g. explanations, feature usage) adds its part without touching the existing ones::
+A later module (e.g. explanations, feature usage) adds its part without touching any existing file: it
+is one new module in the package :mod:`medattn.report.sections`, which the report build imports (every
+module in it) after the built-in builders of :mod:`medattn.report.layout` are registered::
 
-    from medattn.report.layout import DATASET_SECTIONS  # layout has registered the built-in builders
+    # src/medattn/report/sections/explanations.py
+    from medattn.report.registry import DATASET_SECTIONS
+
     DATASET_SECTIONS.register("explanations", explanation_section, before="training-curves")
 
-and is listed in ``PLUGIN_MODULES`` of :mod:`medattn.report.build`, which imports it before building.
 A builder that has nothing to show returns None (or an empty list).
 """
 

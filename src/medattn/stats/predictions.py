@@ -35,11 +35,6 @@ def prediction_arrays(preds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
     return preds["index"].to_numpy(), labels.astype(np.int64), probs
 
 
-def predicted_labels(preds: pd.DataFrame) -> np.ndarray:
-    """Return the predicted class (argmax of the probabilities) of every sample."""
-    return prediction_arrays(preds)[2].argmax(axis=1)
-
-
 def confusion_matrix(preds: pd.DataFrame, *, normalize: str | None = None) -> np.ndarray:
     """Return the K x K confusion matrix (rows true, columns predicted); ``normalize`` as in scikit-learn."""
     _, labels, probs = prediction_arrays(preds)

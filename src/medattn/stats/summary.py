@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from medattn.stats.tidy import COST_COLUMNS, KNOWN_METRICS, validate_results
+from medattn.stats.tidy import KNOWN_METRICS, validate_results
+from medattn.study.columns import COST_COLUMNS
 
 
 def summarize(

@@ -1,7 +1,8 @@
 """The tidy results table: validation, metric direction, model roles and per-seed pivots.
 
 One row per run x split x metric with columns ``dataset, model, backbone, attention, is_baseline,
-seed, split, metric, value``; cost columns (``params``, ``flops``, ...) may ride along per model.
+seed, split, metric, value``; cost columns (``params``, ``flops``, ...: :data:`medattn.study.columns.COST_COLUMNS`)
+may ride along per model.
 """
 
 from __future__ import annotations
@@ -23,15 +24,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "metric",
     "value",
 )
-COST_COLUMNS: tuple[str, ...] = (
-    "params",
-    "flops",
-    "train_images_per_s",
-    "infer_images_per_s",
-    "peak_memory_mb",
-)
 KNOWN_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "macro_f1", "accuracy", "ece")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"ece", "loss", "nll", "brier"})
+ROLES: tuple[str, ...] = ("baseline", "plain", "attention")  # the order models are listed in
 
 
 def higher_is_better(metric: str) -> bool:
@@ -66,11 +61,17 @@ def validate_results(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
+def model_role(is_baseline: bool, attention: str) -> str:
+    """Return 'baseline' (a reference model), 'plain' (a backbone without attention) or 'attention' (a variant)."""
+    return "baseline" if is_baseline else ("plain" if attention == "none" else "attention")
+
+
 def model_roles(results: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per model (index ``model``) with its ``backbone``, ``attention`` and ``is_baseline``."""
+    """Return one row per model (index ``model``): its ``backbone``, ``attention``, ``is_baseline`` and ``role``."""
     roles = results.groupby("model", sort=True)[["backbone", "attention", "is_baseline"]].first()
     roles["is_baseline"] = roles["is_baseline"].astype(bool)
     roles["attention"] = roles["attention"].astype(str)
+    roles["role"] = [model_role(b, a) for b, a in zip(roles["is_baseline"], roles["attention"], strict=True)]
     return roles
 
 

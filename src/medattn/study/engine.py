@@ -17,24 +17,25 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-import torch
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from medattn.data.dataset_spec import load_dataset
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import load_dataset
 from medattn.errors import SpecError, TrainingFailed
+from medattn.study.jsonattrs import differences, jsonable
+from medattn.study.model_cost import measure_model_cost
+from medattn.study.params import apply_params
 from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, load_context
 from medattn.study.slots import INTERRUPTED_ATTR, SEED_ATTR, SLOT_ATTR, claim, mark_failed, slot_states, top_up
-from medattn.study.spec import ParamSpec, apply_params
 from medattn.study.storage import Heartbeat, open_storage
+from medattn.study.tuning import make_pruner, make_sampler, suggest, tuning_keys
 from medattn.train.config import ModelConfig
 
 CONFIG_ATTR = "medattn:config"
@@ -44,6 +45,7 @@ TUNING_SPLITS = ("train", "val")
 
 TrainFn = Callable[..., Any]
 Log = Callable[[str], None]
+Attempt = tuple[TrialState, float | None, dict[str, Any]]  # how one trial ended: state, value, attrs
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,65 +57,17 @@ def open_plan_storage(plan: Plan) -> BaseStorage:
     return open_storage(plan.storage_url, w.heartbeat_interval, w.grace_period, w.max_retries)
 
 
-def subset(data: ImageSet, splits: tuple[str, ...]) -> ImageSet:
-    """The images of some splits only (every per-image extra sliced alike)."""
-    keep = np.flatnonzero(np.isin(data.split, splits))
-    idx = torch.as_tensor(keep, dtype=torch.long, device=data.images.device)
-    return replace(
-        data,
-        images=data.images[idx], labels=data.labels[idx], split=data.split[keep],
-        group=None if data.group is None else data.group[keep],
-        domain=None if data.domain is None else data.domain[keep],
-        concepts=None if data.concepts is None else data.concepts.iloc[keep].reset_index(drop=True),
-        masks=None if data.masks is None else data.masks[idx],
-        artefact_masks={k: v[idx] for k, v in data.artefact_masks.items()},
-    )
-
-
-def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
-    """Sample (or, for a retried trial, re-read) every search-space parameter of a trial."""
-    params: dict[str, Any] = {}
-    for name, p in space.items():
-        if p.type == "categorical":
-            params[name] = trial.suggest_categorical(name, p.choices)
-        elif p.type == "int":
-            params[name] = trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
-        else:
-            params[name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
-    return params
-
-
-def make_pruner(plan: Plan) -> optuna.pruners.BasePruner:
-    """The Optuna pruner the spec names (epochs are the pruning steps)."""
-    p = plan.spec.tuning.pruner
-    if p.type == "median":
-        # steps are 1-based epochs and Optuna prunes from step n_warmup_steps on: protect epochs 1..warmup
-        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs + 1)
-    if p.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=p.min_epochs, max_resource=plan.spec.tuning_epochs,
-                                              reduction_factor=p.reduction_factor)
-    if p.type == "successive_halving":  # asynchronous successive halving: a trial continues past epoch
-        # min_epochs * factor**k only if it ranks in the top 1/factor of the trials that reached that epoch
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=p.min_epochs, reduction_factor=p.reduction_factor)
-    return optuna.pruners.NopPruner()
-
-
-def make_sampler(plan: Plan, trial_number: int) -> optuna.samplers.BaseSampler:
-    """A sampler seeded by (spec seed, trial number): reproducible alone, distinct across parallel workers."""
-    t = plan.spec.tuning
-    seed = t.seed * 1_000_003 + trial_number
-    if t.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=t.startup_trials, constant_liar=True)
-
-
-def tuning_keys(plan: Plan) -> list[int]:
-    """Slot keys of a tuning study."""
-    return list(range(plan.spec.tuning.trials))
-
-
 class Engine:
-    """Plans a study into a storage and runs its trials one at a time in this process."""
+    """Plans a study into a storage and runs its trials one at a time in this process.
+
+    Args:
+        plan: the expanded study (units, seeds, storage URL, artifact root).
+        storage: an open Optuna storage (default: the plan's, with its heartbeat and retry settings).
+        train_fn: ``train_run``-compatible function (default :func:`medattn.train.loop.train_run`; tests pass
+            a fake).
+        log: where progress lines go (default: print).
+        worker: this worker's name in trial attributes (default ``host:pid``).
+    """
 
     def __init__(self, plan: Plan, storage: BaseStorage | None = None, train_fn: TrainFn | None = None,
                  log: Log | None = None, worker: str | None = None) -> None:
@@ -161,7 +115,7 @@ class Engine:
             study.set_user_attr("model", unit.model.name)
             return
         if stored != current:
-            diff = ", ".join(_differences(json.loads(stored), json.loads(current))) or "?"
+            diff = ", ".join(differences(json.loads(stored), json.loads(current))) or "?"
             raise SpecError(f"{self.plan.spec.source}: the storage {self.plan.storage_url} already holds "
                             f"'{study.study_name}' planned with different settings ({diff}); restore them, or "
                             f"use another `output`/`storage` for the changed study")
@@ -240,7 +194,8 @@ class Engine:
         """The unit's train and val splits only: tuning never sees a test split."""
         name = unit.dataset.name
         if name not in self._tune_data:
-            self._tune_data[name] = subset(self.dataset(unit), TUNING_SPLITS)
+            data = self.dataset(unit)
+            self._tune_data[name] = data.subset(np.flatnonzero(np.isin(data.split, TUNING_SPLITS)))
         return self._tune_data[name]
 
     def _run_tune(self, unit: Unit, frozen: FrozenTrial) -> None:
@@ -257,79 +212,79 @@ class Engine:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
+        def run() -> Attempt:
+            nonlocal epochs
+            params = suggest(trial, spec.tuning.search_space)
+            model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train, params)
+            self.log(f"{label}: start {_short(params)}")
+            result = self.train_fn(self.tuning_dataset(unit), model_cfg, train_cfg, spec.tuning.seed, None, on_epoch)
+            value = float(result.metrics["val"][metric])
+            epochs = result.epochs_run
+            return (TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED, value,
+                    {"status": "ok", "val": result.metrics["val"], "best_epoch": result.best_epoch})
+
         label = f"{unit.key} tune #{frozen.user_attrs[SLOT_ATTR]}"
         start = time.time()
-        attrs: dict[str, Any] = {}
-        with Heartbeat(self.storage, frozen._trial_id, spec.workers.heartbeat_interval):
-            try:
-                params = suggest(trial, spec.tuning.search_space)
-                model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train, params)
-                self.log(f"{label}: start {_short(params)}")
-                result = self.train_fn(self.tuning_dataset(unit), model_cfg, train_cfg, spec.tuning.seed, None,
-                                       on_epoch)
-                value = float(result.metrics["val"][metric])
-                attrs = {"status": "ok", "val": result.metrics["val"], "best_epoch": result.best_epoch}
-                epochs = result.epochs_run
-                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
-            except optuna.TrialPruned:
-                state, value, attrs = TrialState.PRUNED, None, {"status": "pruned"}
-            except TrainingFailed as exc:
-                state, value, attrs = TrialState.PRUNED, None, {"status": "diverged", "error": str(exc)}
-            except KeyboardInterrupt:
-                mark_failed(self.storage, frozen._trial_id, INTERRUPTED_ATTR)
-                raise
-            except Exception as exc:
-                self.log(f"{label}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-                state, value = TrialState.FAIL, None
-                attrs = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        state, value, attrs = self._attempt(frozen, label, run)
         attrs.update(epochs_run=epochs, seconds=time.time() - start)
         if self._finish(unit, TUNE, frozen, state, value, attrs, label):
             self.log(f"{label}: {attrs['status']} after {epochs} epoch(s)"
                      + (f", val {metric} {value:.4f}" if value is not None else ""))
 
     def _run_final(self, unit: Unit, frozen: FrozenTrial) -> None:
-        spec, metric = self.plan.spec, self.plan.spec.selection_metric
+        metric = self.plan.spec.selection_metric
         seed = int(frozen.user_attrs[SEED_ATTR])
         label = f"{unit.key} seed {seed}"
         params, tuned_from = self.best_params(unit)
         rel = Path(ARTIFACT_DIR) / unit.dataset.name / unit.model.name / f"seed{seed}-trial{frozen.number}"
         out_dir = self.plan.artifact_root / rel
+
+        def run() -> Attempt:
+            model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
+            data = self.dataset(unit)
+            self._ensure_cost(unit, model_cfg, data)
+            self.log(f"{label}: start (tuned trial {tuned_from}) {_short(params)}")
+            result = self.train_fn(data, model_cfg, train_cfg, seed, out_dir, None)
+            value = float(result.metrics["val"][metric])
+            return (TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED, value,
+                    dict(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
+                         epochs_run=result.epochs_run, timing=result.timing,
+                         artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()}))
+
         start = time.time()
+        state, value, outcome = self._attempt(frozen, label, run)
         attrs: dict[str, Any] = {"params": params, "tuned_from": tuned_from, "seed": seed,
-                                 "artifact_dir": rel.as_posix()}
-        value: float | None = None
-        with Heartbeat(self.storage, frozen._trial_id, spec.workers.heartbeat_interval):
+                                 "artifact_dir": rel.as_posix(), **outcome, "seconds": time.time() - start}
+        if self._finish(unit, FINAL, frozen, state, value if state == TrialState.COMPLETE else None, attrs, label):
+            self.log(f"{label}: {attrs['status']}" + (f", val {metric} {value:.4f}" if value is not None else ""))
+
+    def _attempt(self, frozen: FrozenTrial, label: str, run: Callable[[], Attempt]) -> Attempt:
+        """Run one trial's work under a heartbeat; return (state, value, attrs), however it ended.
+
+        Pruned: PRUNED, status 'pruned'. Diverged (TrainingFailed): PRUNED, status 'failed' (a result, counted
+        once, not a crash to retry). Any other error: FAIL, status 'error' (retried). Ctrl-C: the trial is
+        marked failed without a retry and the interrupt goes on.
+        """
+        with Heartbeat(self.storage, frozen._trial_id, self.plan.spec.workers.heartbeat_interval):
             try:
-                model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
-                data = self.dataset(unit)
-                self._ensure_cost(unit, model_cfg, data)
-                self.log(f"{label}: start (tuned trial {tuned_from}) {_short(params)}")
-                result = self.train_fn(data, model_cfg, train_cfg, seed, out_dir, None)
-                value = float(result.metrics["val"][metric])
-                attrs.update(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
-                             epochs_run=result.epochs_run, timing=result.timing,
-                             artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()})
-                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
+                return run()
+            except optuna.TrialPruned:
+                return TrialState.PRUNED, None, {"status": "pruned"}
             except TrainingFailed as exc:
-                state = TrialState.PRUNED  # a diverged seed is a result (counted once), not a crash to retry
-                attrs.update(status="failed", error=str(exc))
+                return TrialState.PRUNED, None, {"status": "failed", "error": str(exc)}
             except KeyboardInterrupt:
                 mark_failed(self.storage, frozen._trial_id, INTERRUPTED_ATTR)
                 raise
             except Exception as exc:
                 self.log(f"{label}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-                state = TrialState.FAIL
-                attrs.update(status="error", error=f"{type(exc).__name__}: {exc}")
-        attrs["seconds"] = time.time() - start
-        if self._finish(unit, FINAL, frozen, state, value if state == TrialState.COMPLETE else None, attrs, label):
-            self.log(f"{label}: {attrs['status']}" + (f", val {metric} {value:.4f}" if value is not None else ""))
+                return TrialState.FAIL, None, {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
     def _finish(self, unit: Unit, stage: str, frozen: FrozenTrial, state: TrialState, value: float | None,
                 attrs: dict[str, Any], label: str) -> bool:
         """Store the outcome; False if the trial had been taken over meanwhile (result dropped)."""
         try:
             for key, val in attrs.items():
-                self.storage.set_trial_user_attr(frozen._trial_id, key, _jsonable(val))
+                self.storage.set_trial_user_attr(frozen._trial_id, key, jsonable(val))
             self.storage.set_trial_state_values(frozen._trial_id, state=state,
                                                 values=None if value is None else [value])
         except UpdateFinishedTrialError:
@@ -364,62 +319,12 @@ class Engine:
             study.set_user_attr(COST_ATTR, cost)
 
 
-def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, float] | None:
-    """params, flops, throughputs and peak memory from `medattn.models.cost`, or None if unavailable."""
-
-    try:
-        from medattn.models.cost import measure_cost
-    except ModuleNotFoundError as exc:
-        if exc.name == "medattn.models.cost":
-            return None  # no cost module in this installation: cost columns stay empty
-        print(f"warning: model costs not measured: {exc}", flush=True)
-        return None
-
-    kwargs: dict[str, Any] = dict(backbone=model_cfg.backbone, attention=model_cfg.attention,
-                                  image_size=data.image_size, in_chans=data.in_chans,
-                                  num_classes=data.num_classes, placement=model_cfg.placement,
-                                  small_stem=model_cfg.small_stem)
-    try:
-        cost = measure_cost(**kwargs, **model_cfg.attention_kwargs)
-    except Exception as exc:  # cost is informative only: never fail a run over it
-        print(f"warning: cost of {model_cfg.backbone}+{model_cfg.attention} not measured: {exc}", flush=True)
-        return None
-    raw = asdict(cost) if is_dataclass(cost) else dict(cost) if isinstance(cost, dict) else vars(cost)
-    return {k: float(v) for k, v in raw.items() if isinstance(v, (int, float))}
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
-        return out
-    return [] if old == new else [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
-
-
 def _relative(path: str, root: Path) -> str:
     p = Path(path)
     try:
         return p.absolute().relative_to(root.absolute()).as_posix()
     except ValueError:
         return p.as_posix()
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types for storage attrs: numpy/torch scalars as floats, NaN/inf as None, tuples as lists."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, str)) or value is None:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return number if math.isfinite(number) else None
 
 
 def _short(params: dict[str, Any]) -> str:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medattn.data.dataset_spec import LoadContext, load_dataset, parse_spec
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import LoadContext, load_dataset, parse_spec
 from medattn.errors import DataError, ModelError
 from medattn.study.spec import StudySpec
 from medattn.study.yamlmarks import PathKey

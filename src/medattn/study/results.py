@@ -11,16 +11,12 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from medattn.errors import SpecError
-from medattn.study.engine import COST_ATTR, tuning_keys
+from medattn.study.columns import COST_COLUMNS, ID_COLUMNS, RUN_COLUMNS
+from medattn.study.engine import COST_ATTR
 from medattn.study.plan import Plan, Unit
 from medattn.study.slots import slot_states
+from medattn.study.tuning import tuning_keys
 
-COST_COLUMNS = ("params", "flops", "train_images_per_s", "infer_images_per_s", "peak_memory_mb")
-ID_COLUMNS = ("study", "dataset", "dataset_spec", "model", "backbone", "attention", "placement",
-              "placement_config", "is_baseline", "reference", "stage", "seed", "trial", "status", "split",
-              "metric", "value")
-RUN_COLUMNS = ("best_epoch", "epochs_run", "run_train_seconds", "run_train_images_per_s", "tuned_from",
-               "checkpoint", "predictions", "artifact_dir", "worker")
 Stage = Literal["final", "tune", "all"]
 
 

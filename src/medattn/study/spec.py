@@ -33,23 +33,21 @@ from __future__ import annotations
 
 import os
 import re
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from medattn.errors import SpecError
 from medattn.explain.spec import ExplainSpec
+from medattn.schema import Strict
+from medattn.study.params import UNTUNABLE, apply_params, is_tunable, tunable_names
+from medattn.study.validation_errors import validation_error
 from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
-from medattn.train.config import ModelConfig, Strict, TrainConfig
+from medattn.train.config import ModelConfig, TrainConfig
 
 SELECTION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
-# Search-space names that would break fairness (the epoch budget) or make no sense to tune.
-UNTUNABLE = {"epochs", "device", "progress", "save_epochs", "model.backbone", "model.attention",
-             "model.placement", "model.attention_kwargs"}
 DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
     "lr": {"low": 1e-4, "high": 1e-2, "log": True},
     "weight_decay": {"low": 1e-5, "high": 1e-1, "log": True},
@@ -317,22 +315,11 @@ def spec_from_marked(marks: MarkedYaml, default_name: str) -> StudySpec:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(exc, marks) from None
+        raise validation_error(exc, marks, StudySpec) from None
     spec._marks = marks
     _check_search_space(spec)
     _check_storage(spec)
     return spec
-
-
-def apply_params(model: ModelConfig, train: TrainConfig, params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    """Configs with search-space values set (`lr`, `augment.strength`, `model.drop_rate`, ...), validated."""
-    model_d, train_d = model.model_dump(), train.model_dump()
-    for name, value in params.items():
-        target, parts = (model_d, name.split(".")[1:]) if name.startswith("model.") else (train_d, name.split("."))
-        for part in parts[:-1]:
-            target = target[part]
-        target[parts[-1]] = value
-    return ModelConfig.model_validate(model_d), TrainConfig.model_validate(train_d)
 
 
 def _check_search_space(spec: StudySpec) -> None:
@@ -342,8 +329,8 @@ def _check_search_space(spec: StudySpec) -> None:
         if name in UNTUNABLE:
             raise spec.error(path, f"'{name}' cannot be tuned (the epoch budget and the model are fixed for "
                                    f"a fair comparison); remove it")
-        if not _is_tunable_field(name):
-            raise spec.error(path, f"unknown parameter '{name}'; use a TrainConfig field ({_tunable_names()})")
+        if not is_tunable(name):
+            raise spec.error(path, f"unknown parameter '{name}'; use a TrainConfig field ({tunable_names()})")
         for value in param.values_to_check():
             try:
                 apply_params(base_model, spec.train, {name: value})
@@ -351,36 +338,6 @@ def _check_search_space(spec: StudySpec) -> None:
                 first = exc.errors()[0]
                 raise spec.error(path, f"value {value!r} is not valid for {name}: {first['msg']}; "
                                        f"narrow the range") from None
-
-
-def _is_tunable_field(name: str) -> bool:
-    parts = name.split(".")
-    cls: type[BaseModel] = TrainConfig
-    if parts[0] == "model":
-        cls, parts = ModelConfig, parts[1:]
-    for i, part in enumerate(parts):
-        if not part or part not in cls.model_fields:
-            return False
-        ann = cls.model_fields[part].annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            if i == len(parts) - 1:
-                return False
-            cls = ann
-        elif i != len(parts) - 1:
-            return False
-    return True
-
-
-def _tunable_names() -> str:
-    names = []
-    for field, info in TrainConfig.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            names += [f"{field}.{sub}" for sub in ann.model_fields]
-        else:
-            names.append(field)
-    names += [f"model.{f}" for f in ModelConfig.model_fields]
-    return ", ".join(n for n in names if n not in UNTUNABLE)
 
 
 def _check_storage(spec: StudySpec) -> None:
@@ -394,77 +351,3 @@ def _check_storage(spec: StudySpec) -> None:
     except (ArgumentError, ValueError) as exc:
         raise spec.error(("storage",), f"not a valid database URL ({exc}); e.g. "
                                        f"postgresql://user:pass@host/db, or null for a journal file") from None
-
-
-# ----------------------------------------------------------------------------- pydantic -> one line
-def _spec_error(exc: ValidationError, marks: MarkedYaml) -> SpecError:
-    errors = exc.errors()
-    # for a union, the branch whose error lies deepest in the document is the one the user meant
-    first = max(errors, key=lambda e: len([p for p in e["loc"] if not _is_tag(p)]))
-    loc = tuple(first["loc"])
-    path = marks.resolve(loc)
-    field = format_path(tuple(p for p in loc if not _is_tag(p)))
-    message = _message(first, loc)
-    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-    return SpecError(f"{marks.where(path)}: {field}: {message}{more}")
-
-
-def _is_tag(part: Any) -> bool:
-    """Whether a pydantic error-location part names a union member rather than a field or index."""
-    return isinstance(part, str) and ("[" in part or part.startswith("function-")
-                                      or part in {"int", "str", "float", "bool", "none"})
-
-
-def _message(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(StudySpec, [p for p in loc[:-1] if not _is_tag(p)])
-        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return f"unknown key '{loc[-1]}'{hint}"
-    if kind == "missing":
-        return f"required field '{loc[-1]}' is missing; add it"
-    msg = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    if isinstance(value, (int, float, str, bool)) and kind not in ("model_attributes_type",):
-        msg += f" (got {value!r})"
-    return msg
-
-
-def _allowed_keys(cls: Any, loc: list[Any]) -> list[str]:
-    tp: Any = cls
-    for part in loc:
-        tp = _descend(tp, part)
-        if tp is None:
-            return []
-    model = _model_in(tp)
-    if model is None:
-        return []
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _descend(tp: Any, part: Any) -> Any:
-    for option in _options(tp):
-        origin = typing.get_origin(option)
-        if isinstance(part, int) and origin is list:
-            return typing.get_args(option)[0]
-        if isinstance(part, str):
-            if isinstance(option, type) and issubclass(option, BaseModel):
-                for name, info in option.model_fields.items():
-                    if part in (name, info.alias):
-                        return info.annotation
-            if origin is dict:
-                return typing.get_args(option)[1]
-    return None
-
-
-def _options(tp: Any) -> list[Any]:
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        return [a for a in typing.get_args(tp) if a is not type(None)]
-    return [tp]
-
-
-def _model_in(tp: Any) -> type[BaseModel] | None:
-    for option in _options(tp):
-        if isinstance(option, type) and issubclass(option, BaseModel):
-            return option
-    return None

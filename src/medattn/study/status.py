@@ -10,9 +10,9 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
-from medattn.study.engine import tuning_keys
 from medattn.study.plan import Plan, Unit
 from medattn.study.slots import FINISHED, slot_states
+from medattn.study.tuning import tuning_keys
 
 
 @dataclass

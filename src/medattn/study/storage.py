@@ -28,7 +28,14 @@ StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """A JournalStorage whose running trials record heartbeats, so stale ones can be failed and retried."""
+    """A JournalStorage whose running trials record heartbeats, so stale ones can be failed and retried.
+
+    Args:
+        path: the journal file.
+        heartbeat_interval: seconds between heartbeats of a running trial.
+        grace_period: seconds without a heartbeat after which a running trial counts as stale.
+        stale_callback: called with (study, trial) for every stale trial failed (e.g. a retry callback).
+    """
 
     def __init__(self, path: str | Path, heartbeat_interval: int, grace_period: int,
                  stale_callback: StaleCallback | None = None) -> None:

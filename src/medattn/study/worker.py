@@ -13,9 +13,10 @@ from pathlib import Path
 
 from optuna.storages import BaseStorage
 
-from medattn.study.engine import Engine, Log, TrainFn, tuning_keys
+from medattn.study.engine import Engine, Log, TrainFn
 from medattn.study.plan import Plan
 from medattn.study.slots import slot_states
+from medattn.study.tuning import tuning_keys
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 0, 1, 130
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class Strict(BaseModel):
-    """Base for all specs: unknown keys are errors, values are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from medattn.schema import Strict
 
 
 class AugmentConfig(Strict):

@@ -68,7 +68,17 @@ def make_model(cfg: ModelConfig, data: ImageSet) -> nn.Module:
 
 def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, out_dir: Path | None,
               on_epoch: EpochCallback | None = None) -> RunResult:
-    """Train with early stopping on validation balanced accuracy, evaluate every non-train split, save artifacts."""
+    """Train with early stopping on validation balanced accuracy, evaluate every non-train split, save artifacts.
+
+    Args:
+        data: the dataset with its ``train`` and ``val`` splits (and any test splits to evaluate).
+        model_cfg: which network to build.
+        train_cfg: optimisation, schedule, augmentation and device.
+        seed: the run is a pure function of (configs, seed) on CPU.
+        out_dir: where metrics.json, predictions and the checkpoint go; None writes nothing (tuning trials).
+        on_epoch: called with (epoch, validation metrics) after every epoch; may raise to stop the run
+            (the tuning stage raises ``optuna.TrialPruned``).
+    """
     device = resolve_device(train_cfg.device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

@@ -4,14 +4,13 @@ selected hyperparameters, and accuracy against cost with the Pareto front.
 
 from __future__ import annotations
 
-import pandas as pd
-
 from medattn.report import formatting as fmt
-from medattn.report.comparisons import metric_label
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table, slugify
 from medattn.report.figures import accuracy_cost_figure, pareto_front
-from medattn.stats.tidy import COST_COLUMNS, higher_is_better
+from medattn.report.formatting import metric_label
+from medattn.stats.tidy import higher_is_better, model_role
+from medattn.study.columns import COST_COLUMNS
 
 SUMMARY_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "macro_f1", "ece")
 COST_LABELS: dict[str, str] = {
@@ -22,11 +21,6 @@ COST_LABELS: dict[str, str] = {
     "peak_memory_mb": "Peak mem (MB)",
 }
 FIGURE_COSTS: dict[str, str] = {"params": "parameters", "flops": "FLOPs per image"}
-
-
-def role(is_baseline: bool, attention: str) -> str:
-    """Return 'baseline', 'plain' or 'attention' for a model."""
-    return "baseline" if is_baseline else ("plain" if attention == "none" else "attention")
 
 
 def _cost_cell(column: str, value: object) -> str:
@@ -50,7 +44,7 @@ def summary_table(ctx: ReportContext, dataset: str) -> Table | None:
         if m_rows.empty:
             continue
         first = m_rows.iloc[0]
-        cells = [model, role(bool(first["is_baseline"]), str(first["attention"])), str(int(m_rows["n"].max()))]
+        cells = [model, model_role(bool(first["is_baseline"]), str(first["attention"])), str(int(m_rows["n"].max()))]
         for metric in metrics:
             hit = m_rows[m_rows["metric"] == metric]
             text = fmt.NA if hit.empty else fmt.mean_sd(hit["mean"].iloc[0], hit["std"].iloc[0])
@@ -121,8 +115,3 @@ def cost_section(ctx: ReportContext, dataset: str) -> Section | None:
                       + ", ".join(f"`{m}`" for m in front) + "."),
         )
     return section
-
-
-def cost_columns(results: pd.DataFrame) -> list[str]:
-    """Return the cost columns of ``results`` that hold at least one value."""
-    return [c for c in COST_COLUMNS if c in results.columns and results[c].notna().any()]
