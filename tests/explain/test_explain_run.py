@@ -140,7 +140,7 @@ def test_study_spec_takes_an_explain_block_with_file_line_errors():
     from medattn.errors import SpecError
     from medattn.study.spec import parse_spec_text
 
-    base = (Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml").read_text()
+    base = "name: q\ndatasets: [\"synthetic:derm-synth?n=60&size=32\"]\nmodels: {grid: {backbones: [resnet18]}}\n"
     spec = parse_spec_text(base + "\nexplain: {samples: 8, methods: [gradcam, attention]}\n", "q.yaml")
     assert spec.explain.samples == 8 and spec.explain.methods == ["gradcam", "attention"]
     with pytest.raises(SpecError, match=r"q.yaml:\d+: explain.methods: unknown explanation method\(s\) foo; use"):
