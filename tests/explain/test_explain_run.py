@@ -114,6 +114,7 @@ def test_sample_draw_is_shared_and_deterministic(tiny_study):
         ExplainSpec(methods=["nope"])
 
 
+@pytest.mark.slow
 def test_report_has_the_explanations_section_and_its_gallery_loads_in_chromium(explained, tmp_path):
     import re
 
