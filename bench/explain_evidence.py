@@ -80,12 +80,42 @@ def per_image(scores, method: str, metric: str) -> np.ndarray:
     return sub["value"].to_numpy(float)
 
 
+def shortcut_difference(runs: list[dict]) -> dict:
+    """Welch 95 % CI of mean artefact energy, strong (0.95) minus weak (0.5) shortcut models."""
+    strong = np.concatenate([np.array(r["artefact_energy"]) for r in runs if r["shortcut_corr"] == 0.95])
+    weak = np.concatenate([np.array(r["artefact_energy"]) for r in runs if r["shortcut_corr"] == 0.5])
+    vs, vw = strong.var(ddof=1) / len(strong), weak.var(ddof=1) / len(weak)
+    dof = (vs + vw) ** 2 / (vs ** 2 / (len(strong) - 1) + vw ** 2 / (len(weak) - 1))
+    diff, half = strong.mean() - weak.mean(), stats.t.ppf(0.975, dof) * np.sqrt(vs + vw)
+    return {"strong_mean": float(strong.mean()), "weak_mean": float(weak.mean()), "difference": float(diff),
+            "ci": [float(diff - half), float(diff + half)], "n_strong": len(strong), "n_weak": len(weak)}
+
+
 def main() -> None:
-    """Run both experiments, print and write the results."""
+    """Run both experiments (derm-synth first: it is the cheaper), print and write the results after each model."""
     args = parse_args()
     root = Path(os.environ.get("MEDATTN_SHARED_DATA", "../shared/data"))
     ctx = LoadContext.from_env()
     report: dict = {"config": {k: str(v) for k, v in vars(args).items()}, "ham10000": [], "derm_synth": []}
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=float))
+
+    for corr in (0.95, 0.5):
+        data = load_dataset(SYNTH.format(n=args.synth_n, corr=corr), ctx)
+        for seed in args.seeds:
+            r = train_and_score(data, "none", seed, args.epochs, args.samples, args.work)
+            art = per_image(r["scores"], "gradcam", "artefact_energy")
+            base = per_image(r["scores"], "uniform", "artefact_energy")
+            report["derm_synth"].append({"shortcut_corr": corr, "seed": seed, "artefact_energy": art.tolist(),
+                                         "test_bal_acc": r["test_balanced_accuracy"], "baseline": ci(base),
+                                         "seconds": r["seconds"]})
+            print("derm-synth", corr, seed, r["test_balanced_accuracy"], ci(art), ci(base), flush=True)
+            save()
+    report["shortcut_difference"] = shortcut_difference(report["derm_synth"])
+    print("artefact energy 0.95 - 0.5:", json.dumps(report["shortcut_difference"]), flush=True)
+    save()
     ham = load_dataset(HAM.format(root=root), ctx)
     rng = np.random.default_rng(0)
     train_idx = np.flatnonzero(ham.split == "train")
@@ -100,31 +130,8 @@ def main() -> None:
                    "energy": ci(energy), "baseline": ci(base), "difference": ci(energy - base),
                    "seconds": r["seconds"]}
             report["ham10000"].append(row)
-            print("HAM10000", json.dumps(row))
-    for corr in (0.95, 0.5):
-        data = load_dataset(SYNTH.format(n=args.synth_n, corr=corr), ctx)
-        for seed in args.seeds:
-            r = train_and_score(data, "none", seed, args.epochs, args.samples, args.work)
-            art = per_image(r["scores"], "gradcam", "artefact_energy")
-            base = per_image(r["scores"], "uniform", "artefact_energy")
-            report["derm_synth"].append({"shortcut_corr": corr, "seed": seed, "artefact_energy": art.tolist(),
-                                         "test_bal_acc": r["test_balanced_accuracy"], "baseline": ci(base),
-                                         "seconds": r["seconds"]})
-            print("derm-synth", corr, seed, r["test_balanced_accuracy"], ci(art), ci(base))
-    runs = report["derm_synth"]
-    strong = np.concatenate([np.array(r["artefact_energy"]) for r in runs if r["shortcut_corr"] == 0.95])
-    weak = np.concatenate([np.array(r["artefact_energy"]) for r in runs if r["shortcut_corr"] == 0.5])
-    diff = strong.mean() - weak.mean()
-    se = np.sqrt(strong.var(ddof=1) / len(strong) + weak.var(ddof=1) / len(weak))
-    dof = se ** 4 / ((strong.var(ddof=1) / len(strong)) ** 2 / (len(strong) - 1)
-                     + (weak.var(ddof=1) / len(weak)) ** 2 / (len(weak) - 1))
-    half = stats.t.ppf(0.975, dof) * se
-    report["shortcut_difference"] = {"strong_mean": float(strong.mean()), "weak_mean": float(weak.mean()),
-                                     "difference": float(diff), "ci": [float(diff - half), float(diff + half)],
-                                     "n_strong": len(strong), "n_weak": len(weak)}
-    print("artefact energy 0.95 - 0.5:", json.dumps(report["shortcut_difference"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=float))
+            print("HAM10000", json.dumps(row), flush=True)
+            save()
 
 
 if __name__ == "__main__":
