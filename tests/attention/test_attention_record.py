@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from medattn.attention import MECHANISMS, record_attention
-from medattn.attention.record import AttentionMap
+from medattn.attention.record import AttentionMap, _lookup
 from medattn.models import build_model
+from medattn.models.describe import combinations
 
 SIZE = 28
 WITH_MAPS = [n for n in MECHANISMS if n != "none"]
@@ -147,3 +148,32 @@ def test_channel_maps_have_no_image_layout():
         model(x)
     with pytest.raises(ValueError, match="channel gate has no spatial layout"):
         maps[0].to_image()
+
+
+def _placements(attention: str) -> list[dict | None]:
+    """The mechanism's default placement and every other place it can go (last stage, to stay cheap)."""
+    m = MECHANISMS[attention]
+    return [None] + [{"where": w, "stages": "last", "blocks": "all"} for w in m.placements
+                     if w != m.default_placement["where"]]
+
+
+CNN_COMBOS = [(b, a) for b, a in combinations() if a != "none"]
+
+
+@pytest.mark.parametrize(("backbone", "attention"), CNN_COMBOS)
+def test_every_backbone_and_placement_records_one_map_per_attention_module(backbone, attention):
+    for placement in _placements(attention):
+        torch.manual_seed(0)
+        model = build_model(backbone, attention, image_size=SIZE, placement=placement).eval()
+        x = torch.randn(1, 3, SIZE, SIZE)
+        expected = {name for name, module in model.named_modules() if _lookup(module) is not None}
+        assert expected, f"{backbone}+{attention} at {placement}: no attention module to record"
+        with torch.no_grad():
+            plain = model(x)
+            with record_attention(model) as maps:
+                recorded = model(x)
+        assert torch.equal(plain, recorded), placement
+        assert {m.module for m in maps} == expected, placement
+        assert all(m.mechanism == attention for m in maps)
+        for m in maps:
+            check_map(m, batch=1)

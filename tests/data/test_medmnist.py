@@ -105,3 +105,51 @@ def test_bad_spec_strings():
     assert "unknown option(s) colour" in error_of("medmnist:pneumoniamnist?colour=1")
     assert "unknown 2D flag" in error_of("medmnist:foomnist", LoadContext(data_dir=Path(".")))
     assert parse_spec("medmnist:x?size=64").options == {"size": "64"}
+
+
+class _DropsMidway:
+    """A response that sends `good` bytes, then loses the connection (as a flaky network does)."""
+
+    def __init__(self, good: bytes, seen: list[Path], partial: Path):
+        self.good, self.seen, self.partial, self.sent = good, seen, partial, False
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.sent:
+            self.sent = True
+            return self.good
+        if self.partial.exists():
+            self.seen.append(self.partial)
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_network_errors_are_one_line_and_leave_no_partial_file(tmp_path, monkeypatch):
+    import urllib.error
+
+    info = dict(medmnist_npz.medmnist_info("breastmnist"), url="https://example.invalid/breastmnist.npz",
+                MD5="0" * 32)
+    monkeypatch.setattr(medmnist_npz, "medmnist_info", lambda flag: info)
+    folder = tmp_path / "dl"
+    partial = folder / "breastmnist.npz.part"
+    ctx = LoadContext(data_dir=folder, allow_download=True)
+
+    def unreachable(url, timeout):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(medmnist_npz.urllib.request, "urlopen", unreachable)
+    message = error_of("medmnist:breastmnist", ctx)
+    assert "download of https://example.invalid/breastmnist.npz failed" in message
+    assert "Name or service not known" in message and f"by hand to {folder / 'breastmnist.npz'}" in message
+
+    seen: list[Path] = []
+    monkeypatch.setattr(medmnist_npz.urllib.request, "urlopen",
+                        lambda url, timeout: _DropsMidway(b"PK\x03\x04" + bytes(1000), seen, partial))
+    message = error_of("medmnist:breastmnist", ctx)
+    assert seen == [partial], "the bytes received went to the .part file until the connection broke"
+    assert "Connection reset by peer" in message
+    assert list(folder.iterdir()) == [], "neither the .part file nor a truncated npz is left behind"

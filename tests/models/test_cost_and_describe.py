@@ -112,9 +112,40 @@ def test_bench_script_runs_quickly_and_writes_json(tmp_path, monkeypatch):
     assert all(r["max_abs_diff"] < 1e-4 for r in results["vs_timm"] + results["vs_naive"])
 
 
+def hand_counted_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """2 x multiply-adds of every convolution, linear layer and attention product, from the layers' shapes."""
+    from timm.models.swin_transformer import WindowAttention
+    from timm.models.vision_transformer import Attention
+
+    total = 0
+
+    def conv(m, inputs, out):  # each output element: Cin/groups x kh x kw multiply-adds
+        nonlocal total
+        total += 2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m, inputs, out):
+        nonlocal total
+        total += 2 * out.numel() * m.in_features
+
+    def attention(m, inputs, out):  # q k^T and (attention) v over all heads: 2 x (N x N x C) multiply-adds
+        nonlocal total
+        tokens = inputs[0]
+        total += 2 * 2 * tokens.shape[0] * tokens.shape[-2] ** 2 * tokens.shape[-1]
+
+    kinds = {torch.nn.Conv2d: conv, torch.nn.Linear: linear, Attention: attention, WindowAttention: attention}
+    handles = [m.register_forward_hook(hook) for m in model.modules() for kind, hook in kinds.items()
+               if isinstance(m, kind)]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
 @pytest.mark.parametrize("backbone", list(BACKBONES))
-def test_every_backbone_has_a_cost(backbone):
-    assert forward_flops(backbone, "none", 28) > 0
+def test_every_backbone_cost_equals_a_hand_count_of_its_layers(backbone):
+    model = build_model(backbone, "none", image_size=32).eval()
+    assert forward_flops(backbone, "none", 32) == hand_counted_flops(model, torch.randn(1, 3, 32, 32))
 
 
 def test_cost_follows_the_stem_that_is_trained():

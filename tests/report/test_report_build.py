@@ -14,6 +14,7 @@ import pytest
 from report_helpers import BuiltReport
 
 from medattn.stats import compare_across_datasets, compare_models, describe_comparison, paired_bootstrap
+from medattn.stats.rounding import format_near_cutoffs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TABLE_RULE = re.compile(r"^\| (:?-+:? \| )*:?-+:? \|$")
@@ -61,7 +62,8 @@ def test_planted_gain_is_significant_and_null_effect_is_not(built_report: BuiltR
         cbam_sentence, se_sentence = describe_comparison(cbam), describe_comparison(se)
         assert f"- {cbam_sentence}" in text and cbam_sentence.endswith("significant gain")
         assert f"- {se_sentence}" in text
-        assert ": no evidence of a" in se_sentence or se_sentence.endswith(": practically equivalent")
+        assert (": not significant after Holm correction (inconclusive" in se_sentence
+                or se_sentence.endswith(": practically equivalent (within +-1.0 pp)"))
         # the answer at the top repeats both attention-vs-plain verdicts
         assert cbam_sentence in section(built_report.markdown, "## Answer")
         assert se_sentence in section(built_report.markdown, "## Answer")
@@ -83,7 +85,8 @@ def test_every_sentence_and_table_number_comes_from_compare_models(built_report:
         assert cells[7] == ("<0.001" if row["p_holm"] < 0.001 else
                             f"{row['p_holm']:.3f}" if row["p_holm"] < 0.01 else f"{row['p_holm']:.2f}")
         assert cells[8] == f"{row['effect_size']:.2f}"
-        assert cells[9:12] == [f"{row[c]:.2f}" for c in ("p_worse", "p_equiv", "p_better")]
+        # two decimals, more where two would round across P >= 0.95 (e.g. 0.9498 is not '0.95')
+        assert cells[9:12] == [format_near_cutoffs(row[c], [0.95], 2) for c in ("p_worse", "p_equiv", "p_better")]
         assert cells[12] == f"{100 * row['mdd']:.1f}"
         assert row["verdict"] in cells[13]
 
@@ -128,7 +131,7 @@ def test_ood_gap_is_the_paired_difference_per_model(built_report: BuiltReport):
 def test_across_datasets_numbers_come_from_compare_across_datasets(built_report: BuiltReport):
     result = compare_across_datasets(built_report.results)
     across = section(built_report.markdown, "## Across datasets")
-    assert f"chi2 = {result.friedman.chi2:.2f} (df 3)" in across
+    assert f"(df 3): tie-corrected chi2_F = {result.friedman.chi2:.2f}" in across
     assert f"{result.critical_difference:.2f} average ranks" in across
     ranks = table_row(across, "**average rank**")
     header = table_row(across, "Dataset")

@@ -69,6 +69,10 @@ def test_cd_diagram(tmp_path):
     )
     assert isinstance(fig, Figure)
     assert is_png(tmp_path / "cd.png")
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for model, rank in fr.average_ranks.items():  # every model is labelled with its own average rank
+        assert f"{model} ({rank:.2f})" in texts or f"({rank:.2f}) {model}" in texts
+    assert "Nemenyi" in fig.axes[0].get_title()
     save_figure(fig, tmp_path / "cd.svg")
     assert (tmp_path / "cd.svg").read_text().lstrip().startswith("<?xml")
 
@@ -88,16 +92,35 @@ def test_accuracy_cost_figure(tmp_path):
     assert is_png(tmp_path / "pareto.png")
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert texts == set(summary["model"])
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("params") and ax.get_ylabel() == "mean over seeds"
+    points = {(float(x), round(float(y), 6)) for line in ax.lines if line.get_marker() == "o"
+              for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True)}
+    assert points == set(zip(summary["params"], summary["mean"].round(6), strict=True)), "one point per model"
+    assert "Pareto front" in [t.get_text() for t in ax.get_legend().get_texts()]
     with pytest.raises(DataError, match="one row per model"):
         accuracy_cost_figure(pd.concat([summary, summary]))
 
 
 def test_recall_confusion_and_curves(tmp_path):
     preds = prediction_table()
-    per_class_recall_figure(
-        {"a": preds, "b": prediction_table(seed=1)}, class_names=list("wxyz"), path=tmp_path / "recall.png"
-    )
-    confusion_matrix_figure(preds, path=tmp_path / "cm.png")
+    other = prediction_table(seed=1)
+    recall = per_class_recall_figure({"a": preds, "b": other}, class_names=list("wxyz"), path=tmp_path / "recall.png")
+    ax = recall.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("wxyz") and ax.get_ylabel() == "recall"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    heights = [[bar.get_height() for bar in container] for container in ax.containers]
+    for table, drawn in zip((preds, other), heights, strict=True):  # one bar per class = that class's recall
+        predicted = table[[f"prob_{j}" for j in range(4)]].to_numpy().argmax(1)
+        expected = [np.mean(predicted[table["label"] == c] == c) for c in range(4)]
+        assert np.allclose(drawn, expected)
+    cm = confusion_matrix_figure(preds, path=tmp_path / "cm.png")
+    ax = cm.axes[0]
+    assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "true"
+    assert ax.images[0].get_array().shape == (4, 4) and len(ax.texts) == 16  # one annotated cell per pair
+    predicted = preds[[f"prob_{j}" for j in range(4)]].to_numpy().argmax(1)
+    row0 = [np.mean(predicted[preds["label"] == 0] == j) for j in range(4)]
+    assert np.allclose(ax.images[0].get_array()[0], row0), "rows are the recall-normalised true classes"
     history = pd.DataFrame(
         [
             (m, s, e, 1 / (e + 1), 0.5 + 0.03 * e)
@@ -108,7 +131,12 @@ def test_recall_confusion_and_curves(tmp_path):
         columns=["model", "seed", "epoch", "train_loss", "val_balanced_accuracy"],
     )
     fig = training_curves_figure(history, path=tmp_path / "curves.png")
-    assert len(fig.axes[0].lines) == 4
+    loss_ax, score_ax = fig.axes
+    assert len(loss_ax.lines) == len(score_ax.lines) == 4  # one line per (model, seed) run
+    assert (loss_ax.get_xlabel(), loss_ax.get_ylabel()) == ("epoch", "train_loss")
+    assert (score_ax.get_xlabel(), score_ax.get_ylabel()) == ("epoch", "val_balanced_accuracy")
+    assert [t.get_text() for t in score_ax.get_legend().get_texts()] == ["resnet18", "resnet18+se"]
+    assert np.allclose(score_ax.lines[0].get_ydata(), 0.5 + 0.03 * np.arange(6))
     for name in ("recall.png", "cm.png", "curves.png"):
         assert is_png(tmp_path / name)
     with pytest.raises(DataError, match="class_names"):

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from medattn.errors import DataError
-from medattn.stats.bayes import posterior_parameters, rope_probabilities
+from medattn.stats.bayes import posterior_parameters, rope_probabilities, rope_probabilities_many
 
 MODEL = np.array([0.812, 0.825, 0.804, 0.831, 0.818, 0.809, 0.822])
 REFERENCE = np.array([0.801, 0.819, 0.806, 0.815, 0.805, 0.807, 0.811])
@@ -34,11 +34,22 @@ def test_probabilities_sum_to_one_and_orient():
 
 
 def test_degenerate_differences():
-    assert rope_probabilities(np.zeros(5)) == (0.0, 1.0, 0.0)
-    assert rope_probabilities(np.full(5, 0.05)) == (0.0, 0.0, 1.0)
+    # zero variance: the posterior is undefined (no point mass claiming certainty)
+    assert all(np.isnan(rope_probabilities(np.zeros(5))))
+    assert all(np.isnan(rope_probabilities(np.full(5, 0.05))))
     assert all(np.isnan(rope_probabilities(np.array([0.02]))))
     low, mid, high = rope_probabilities(MODEL - REFERENCE, rope=0.0)
     assert mid == 0.0 and low + high == pytest.approx(1.0)
+
+
+def test_vectorised_rows_equal_the_baycomp_posterior():
+    rng = np.random.default_rng(4)
+    d = np.vstack([rng.normal(0.01, 0.01, (5, 6)), np.full((1, 6), 0.02)])
+    rope = np.array([0.01, 0.005, 0.0, 0.01, 0.02, 0.01])
+    low, mid, high = rope_probabilities_many(d, rope=rope)
+    for i in range(5):
+        assert (low[i], mid[i], high[i]) == pytest.approx(rope_probabilities(d[i], rope=rope[i]))
+    assert np.isnan([low[5], mid[5], high[5]]).all()
 
 
 def test_posterior_parameters_and_bad_input():

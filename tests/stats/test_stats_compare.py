@@ -10,7 +10,7 @@ from statsmodels.stats.power import TTestPower
 from medattn.errors import DataError
 from medattn.stats.compare import COMPARISON_COLUMNS, best_baselines, compare_models, comparison_pairs
 from medattn.stats.summary import summarize
-from medattn.stats.verdict import decide, describe_comparison, describe_comparisons
+from medattn.stats.verdict import VERDICTS, decide, describe_comparison, describe_comparisons
 
 # (model, backbone, attention, is_baseline)
 MODELS = [
@@ -113,7 +113,8 @@ def test_numbers_equal_the_libraries():
         )
         assert (row.wilcoxon_stat, row.p_wilcoxon) == pytest.approx((w.statistic, w.pvalue))
         assert row.effect_size == pytest.approx(np.mean(a - b) / np.std(a - b, ddof=1))
-        mdd = TTestPower().solve_power(effect_size=None, nobs=5, alpha=0.05, power=0.8) * np.std(
+        assert row.holm_family_size == 16  # Holm within each metric: 2 datasets x 8 comparisons
+        mdd = TTestPower().solve_power(effect_size=None, nobs=5, alpha=0.05 / 16, power=0.8) * np.std(
             a - b, ddof=1
         )
         assert row.mdd == pytest.approx(mdd)
@@ -176,12 +177,14 @@ def test_rope_per_metric():
 
 
 def test_verdict_rules():
-    assert decide(0.01, +0.02, 0.1) == "significant gain"
-    assert decide(0.01, -0.02, 0.1) == "significant loss"
-    assert decide(0.30, +0.001, 0.97) == "practically equivalent"
-    assert decide(0.30, +0.01, 0.60) == "no evidence"
-    assert decide(np.nan, np.nan, np.nan) == "no evidence"
-    assert decide(0.04, 0.01, 0.5, alpha=0.01) == "no evidence"
+    # decide(p_holm, improvement, p_worse, p_equiv, p_better)
+    assert decide(0.01, +0.02, 0.0, 0.03, 0.97) == "significant gain"
+    assert decide(0.01, -0.02, 0.97, 0.03, 0.0) == "significant loss"
+    assert decide(0.30, +0.001, 0.01, 0.97, 0.02) == "practically equivalent"
+    assert decide(0.30, +0.01, 0.0, 0.60, 0.40) == "no evidence"
+    assert decide(np.nan, np.nan, np.nan, np.nan, np.nan) == "no evidence"
+    assert decide(0.04, 0.01, 0.0, 0.5, 0.5, alpha=0.01) == "no evidence"
+    assert decide(0.001, 0.02, np.nan, np.nan, np.nan) == "significant gain of unclear size"
 
 
 def test_sentence():
@@ -194,21 +197,33 @@ def test_sentence():
         mean_diff=0.004,
         ci_low=-0.011,
         ci_high=0.019,
+        sd_diff=0.012,
         p_holm=0.62,
+        p_worse=0.01,
         p_equiv=0.71,
+        p_better=0.28,
         mdd=0.023,
+        holm_family_size=2,
+        alpha=0.05,
+        power=0.8,
+        confidence=0.95,
+        equiv_prob=0.95,
+        rope=0.01,
         verdict="no evidence",
     )
     assert describe_comparison(row) == (
-        "resnet18+cbam vs resnet18 (isic, balanced_accuracy): +0.4 pp [-1.1, +1.9], Holm p = 0.62, "
-        "P(equivalent) = 0.71: no evidence of a gain (inconclusive; with 5 seeds the smallest reliably "
-        "detectable difference is 2.3 pp)"
+        "resnet18+cbam vs resnet18 (isic, balanced_accuracy): +0.4 pp, unadjusted 95% CI [-1.1, +1.9], "
+        "Holm p = 0.62, P(better) = 0.28, P(equivalent) = 0.71: not significant after Holm correction "
+        "(inconclusive; the smallest difference detectable with 80% power at alpha/2 = 0.025 (Holm's first step) "
+        "is 2.3 pp, given 5 seeds and their observed spread)"
     )
     row.update(
-        mean_diff=0.031, ci_low=0.02, ci_high=0.042, p_holm=0.0004, p_equiv=0.0, verdict="significant gain"
+        mean_diff=0.031, ci_low=0.02, ci_high=0.042, p_holm=0.0004, p_equiv=0.0, p_better=1.0,
+        verdict="significant gain",
     )
     assert describe_comparison(row).endswith(
-        "+3.1 pp [+2.0, +4.2], Holm p < 0.001, P(equivalent) = 0.00: significant gain"
+        "+3.1 pp, unadjusted 95% CI [+2.0, +4.2], Holm p < 0.001, P(better) = 1.00, P(equivalent) = 0.00: "
+        "significant gain"
     )
     assert len(describe_comparisons(compare_models(study()))) == 32
 
@@ -242,12 +257,13 @@ def test_planted_gain_is_reported_as_significant():
 
 
 def test_planted_gain_detected_at_the_analytic_power():
-    # 600 studies, 5 seeds: the fraction reported as a significant gain matches the t test's power
+    # 600 studies, 5 seeds: the fraction reported as a significant gain (of any size) matches the t test's power
     sims = 600
     table = compare_models(
         simulate({"resnet18+se": 0.03}, n_studies=sims, models=PAIR, seed=6), holm_by=("dataset", "metric")
     )
-    rate = np.mean(table["verdict"] == "significant gain")
+    rate = np.mean(table["verdict"].isin(["significant gain", "significant gain of unclear size",
+                                          "significant but negligible gain"]))
     power = TTestPower().power(effect_size=0.03 / np.sqrt(2 * 0.01**2), nobs=5, alpha=0.05)
     assert abs(rate - power) <= 3 * np.sqrt(power * (1 - power) / sims)
 
@@ -267,9 +283,4 @@ def test_null_studies_report_gains_at_most_at_the_nominal_rate():
     # the unadjusted t test is calibrated: 5% of single comparisons reject (one per study: independent)
     one = table[table["model"] == "resnet18+se"]
     assert abs(np.mean(one["p_t"] < 0.05) - 0.05) <= 3 * np.sqrt(0.05 * 0.95 / len(one))
-    assert set(table["verdict"]) <= {
-        "no evidence",
-        "practically equivalent",
-        "significant gain",
-        "significant loss",
-    }
+    assert set(table["verdict"]) <= set(VERDICTS)

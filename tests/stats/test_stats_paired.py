@@ -12,6 +12,7 @@ from medattn.stats.paired import (
     hedges_correction,
     paired_difference,
     paired_t,
+    signed_rank_many,
     wilcoxon_signed_rank,
 )
 
@@ -61,17 +62,19 @@ def test_unpaired_seeds_are_dropped():
 
 
 def test_all_zero_differences_are_handled():
+    # zero variance: t, its interval and d_z are undefined; the exact sign-flip p of all-zero differences is 1
     res = paired_difference(REFERENCE, REFERENCE.copy())
-    assert (res.mean_diff, res.ci_low, res.ci_high, res.t, res.p_t) == (0.0, 0.0, 0.0, 0.0, 1.0)
+    assert (res.mean_diff, res.p_t) == (0.0, 1.0)
+    assert np.isnan([res.ci_low, res.ci_high, res.t, res.effect_size]).all()
     assert (res.wilcoxon_stat, res.p_wilcoxon) == (0.0, 1.0)
-    assert res.effect_size == 0.0
 
 
-def test_constant_nonzero_difference_is_a_deterministic_shift():
+def test_constant_nonzero_difference_gets_the_exact_sign_flip_p():
+    # 7 equal nonzero differences: only the observed signs and their mirror are as extreme, p = 2 / 2^7
     res = paired_difference(REFERENCE + 0.01, REFERENCE)
-    assert res.t == np.inf and res.p_t == 0.0
-    assert res.ci_low == pytest.approx(0.01) and res.ci_high == pytest.approx(0.01)
-    assert res.effect_size == np.inf
+    assert np.isnan(res.t) and res.p_t == pytest.approx(2 / 2**7)
+    assert np.isnan(res.ci_low) and np.isnan(res.ci_high) and np.isnan(res.effect_size)
+    assert res.p_wilcoxon == pytest.approx(2 / 2**7)
 
 
 def test_too_few_seeds_give_nan_not_an_error():
@@ -110,6 +113,17 @@ def test_wilcoxon_without_ties_uses_the_exact_distribution():
     _, expected_p = _brute_force_signed_rank_p(d)
     assert wilcoxon_signed_rank(d)[1] == pytest.approx(expected_p)
     assert wilcoxon_signed_rank(d)[1] == pytest.approx(stats.wilcoxon(d, method="exact").pvalue)
+
+
+def test_vectorised_signed_rank_equals_the_brute_force_and_scipy():
+    rng = np.random.default_rng(9)
+    d = np.round(rng.normal(0.005, 0.01, (40, 6)), 3)  # rounding makes ties and zeros
+    d[0] = 0.0
+    stat, p = signed_rank_many(d)
+    for i in range(len(d)):
+        assert (stat[i], p[i]) == pytest.approx(wilcoxon_signed_rank(d[i]))
+        if np.any(d[i] != 0):
+            assert (stat[i], p[i]) == pytest.approx(_brute_force_signed_rank_p(d[i]))
 
 
 def test_effect_sizes():

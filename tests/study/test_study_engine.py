@@ -92,14 +92,14 @@ def test_stale_trial_of_a_dead_worker_is_retried_once(tmp_path: Path, tiny_npz: 
     assert dead is not None and dead.state == TrialState.RUNNING
 
     fake = FakeTrain()
-    start = time.time()
     assert run_worker(make_plan(plan.spec), train_fn=fake, log=_quiet).exit_code == 0
-    assert time.time() - start >= plan.spec.workers.grace_period - 1  # it waited for the heartbeat to go stale
     trials = _trials(plan, plan.units[0].final_study)
     dead_now = next(t for t in trials if t.number == dead.number)
     assert dead_now.state == TrialState.FAIL
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    # it was failed only once its heartbeat had gone stale (the storage's clock, not the test's)
+    assert (dead_now.datetime_complete - dead.datetime_start).total_seconds() >= plan.spec.workers.grace_period
     assert retry[0].user_attrs[SLOT_ATTR] == dead.user_attrs[SLOT_ATTR]
     frame = collect_results(plan, storage)
     assert sorted(frame.drop_duplicates(["model", "seed"]).groupby("model").size().tolist()) == [2, 2]
@@ -184,20 +184,23 @@ def test_concurrent_workers_share_the_work(tmp_path: Path, tiny_npz: Path) -> No
     plan = _plan(tmp_path, tiny_npz, seeds=3)
     Engine(plan, train_fn=FakeTrain(), log=_quiet).ensure_planned()
     fakes = [FakeTrain(), FakeTrain()]
+    both_inside = threading.Barrier(2, timeout=120)  # neither worker's first run ends before the other's starts
 
-    def slow(fake: FakeTrain):
+    def meet_first(fake: FakeTrain):
         def train(*args, **kwargs):
-            time.sleep(0.05)
+            if not fake.calls:
+                both_inside.wait()
             return fake(*args, **kwargs)
         return train
 
     # each thread has its own storage object, as separate processes would
     threads = [threading.Thread(target=run_worker, args=(make_plan(plan.spec),),
-                                kwargs={"train_fn": slow(f), "log": _quiet}) for f in fakes]
+                                kwargs={"train_fn": meet_first(f), "log": _quiet}) for f in fakes]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not both_inside.broken, "both workers were inside a run at the same time"
     assert all(f.calls for f in fakes), "both workers got work"
     assert sum(len(f.calls) for f in fakes) == 2 * (2 + 3)
     frame = collect_results(plan, open_plan_storage(plan))

@@ -89,8 +89,16 @@ def test_callback_sees_each_epoch_and_early_stopping(small):
     assert result.artifacts == {}
 
 
-def test_class_weighted_loss_raises_minority_recall(small):
-    plain = train_run(small, TINY, TrainConfig(**FAST, augment=AugmentConfig(enabled=False)), 0, None)
-    weighted = train_run(small, TINY, TrainConfig(**FAST, class_weighted=True, augment=AugmentConfig(enabled=False)),
-                         0, None)
-    assert plain.metrics["test"] != weighted.metrics["test"]
+def test_class_weighted_loss_raises_minority_recall(small, tmp_path):
+    train_labels = small.labels[torch.as_tensor(small.split == "train")]
+    minority = int(torch.bincount(train_labels).argmin())  # 'normal': about a quarter of PneumoniaMNIST
+    recall = {}
+    for weighted in (False, True):
+        cfg = TrainConfig(**FAST, class_weighted=weighted, augment=AugmentConfig(enabled=False))
+        train_run(small, TINY, cfg, 0, tmp_path / str(weighted))
+        preds = pd.read_csv(tmp_path / str(weighted) / "predictions_test.csv")
+        predicted = preds[["prob_0", "prob_1"]].to_numpy().argmax(1)
+        recall[weighted] = float(np.mean(predicted[preds["label"] == minority] == minority))
+    print("minority-class test recall, plain vs class-weighted:", recall)
+    # measured (CPU, deterministic): plain 0.000, weighted 0.082 of the 73 minority test images
+    assert recall[True] >= recall[False] + 0.05, recall

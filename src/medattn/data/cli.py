@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from medattn.data.dataset_spec import LoadContext
 
 app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -17,7 +21,7 @@ CacheDir = typer.Option(None, "--cache-dir", help="Decoded-image cache (default:
 Download = typer.Option(False, "--download", help="Allow downloading missing public datasets.")
 
 
-def load_context(data_dir: Path | None, cache_dir: Path | None, download: bool):
+def context_from_options(data_dir: Path | None, cache_dir: Path | None, download: bool) -> LoadContext:
     """Return the LoadContext the --data-dir/--cache-dir/--download options describe."""
     from medattn.data.dataset_spec import LoadContext
 
@@ -30,7 +34,7 @@ def data_info(spec: str = typer.Argument(..., help="Dataset spec, e.g. medmnist:
     """Print splits, class counts, groups, concepts and the cache location of a dataset."""
     from medattn.data.dataset_spec import load_dataset
 
-    data = load_dataset(spec, load_context(data_dir, cache_dir, download))
+    data = load_dataset(spec, context_from_options(data_dir, cache_dir, download))
     table = Table(title=f"{data.name}: {data.images.shape[0]} images, {data.in_chans}x{data.image_size}x"
                         f"{data.image_size}, {data.num_classes} classes")
     table.add_column("split")

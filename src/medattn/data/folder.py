@@ -14,7 +14,8 @@ Options (defaults in brackets):
   pattern / ext     image file name: `pattern` with `{id}` (e.g. `{id}.jpg`, `{id}/img.png`) or `ext`
                     (`{id}.EXT`); neither: the file whose name is the id or the id plus an image suffix
   classes           class order `a,b,c` [sorted unique labels, numeric order for numeric labels]
-  group             group column (lesion / patient): no group lands in two splits; empty cells = own group
+  group             group column (lesion / patient): no group lands in two splits (a user split that puts
+                    one in two is an error); empty cells are singleton groups (each image its own group)
   domain            site column           split             user split column (train/val/test/test_*)
   val [0.15], test [0.15], seed [0]       seeded split stratified by class, grouped by `group`
   size [64]         square side           fit [stretch]       stretch | crop (centre) | pad (black)
@@ -570,8 +571,22 @@ def _split(opts: FolderOptions, table: pd.DataFrame, labels: np.ndarray, groups:
            num_classes: int) -> np.ndarray:
     """Split name per image: the user's split column, or a seeded grouped stratified split."""
     if opts.split_col:
-        return user_split(table[opts.split_col], _where(opts, opts.split_col))
+        split = user_split(table[opts.split_col], _where(opts, opts.split_col))
+        if opts.group_col:
+            check_groups_in_one_split(split, groups, f"{_where(opts, opts.split_col)} with group column "
+                                                     f"'{opts.group_col}'")
+        return split
     return grouped_split(labels, groups, num_classes, opts.val, opts.test, opts.seed)
+
+
+def check_groups_in_one_split(split: np.ndarray, groups: np.ndarray, where: str) -> None:
+    """DataError naming a group (patient, lesion) whose images a user split puts in more than one split."""
+    per_group = pd.DataFrame({"group": groups, "split": split}).groupby("group", sort=True)["split"].unique()
+    leaked = per_group[per_group.map(len) > 1]
+    if len(leaked):
+        first, splits = leaked.index[0], ", ".join(sorted(leaked.iloc[0]))
+        raise DataError(f"{where}: group '{first}' is in splits {splits} ({len(leaked)} group(s) span several "
+                        f"splits); put every image of a group in one split, or drop the group option")
 
 
 def user_split(values: pd.Series, where: str) -> np.ndarray:

@@ -72,11 +72,14 @@ def across_sections(ctx: ReportContext) -> list[Section]:
     ))
     differing = [(a, b) for a, b in itertools.combinations(order, 2)
                  if abs(result.average_ranks[a] - result.average_ranks[b]) > result.critical_difference]
+    a = result.alpha
     text = (
-        f"Friedman test over {fr.n_datasets} datasets and {fr.n_models} models: chi2 = {fr.chi2:.2f} "
-        f"(df {fr.df1}), p = {fmt.pvalue(fr.p_value)}; Iman-Davenport F = {fmt.number(fr.f_statistic)} "
-        f"(df {fr.df1}, {fr.df2}), p = {fmt.pvalue(fr.p_f)}. Nemenyi critical difference at alpha = "
-        f"{result.alpha:g}: {result.critical_difference:.2f} average ranks; "
+        f"Friedman test over {fr.n_datasets} datasets and {fr.n_models} models (df {fr.df1}): tie-corrected "
+        f"chi2_F = {fr.chi2:.2f}, p = {fmt.pvalue(fr.p_value, a)} (scipy); uncorrected chi2_F (Demsar 2006) = "
+        f"{fr.chi2_uncorrected:.2f}, p = {fmt.pvalue(fr.p_uncorrected, a)}. Iman-Davenport F (df {fr.df1}, "
+        f"{fr.df2}) = {fmt.number(fr.f_statistic)}, p = {fmt.pvalue(fr.p_f, a)} from the tie-corrected chi2_F, "
+        f"{fmt.number(fr.f_uncorrected)}, p = {fmt.pvalue(fr.p_f_uncorrected, a)} from the uncorrected one. "
+        f"Nemenyi critical difference at alpha = {a:g}: {result.critical_difference:.2f} average ranks; "
     )
     if differing:
         text += "pairs further apart than that: " + ", ".join(f"`{a}` vs `{b}`" for a, b in differing) + "."

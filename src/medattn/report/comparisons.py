@@ -5,6 +5,8 @@ out-of-distribution gap. Every number comes from :func:`medattn.stats.compare_mo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -13,8 +15,9 @@ from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, Paragraph, Section, Table
 from medattn.report.formatting import METRIC_LABELS, VERDICT_LEGEND, VERDICT_MARKS, metric_label
 from medattn.stats import describe_comparisons, paired_difference
-from medattn.stats.compare import VS_BEST_BASELINE
+from medattn.stats.compare import VS_BEST_BASELINE, reference_baselines
 from medattn.stats.tidy import higher_is_better
+from medattn.stats.verdict import is_plain_significant
 
 
 def _rows(ctx: ReportContext, dataset: str, split: str, primary: bool) -> pd.DataFrame:
@@ -31,6 +34,19 @@ def verdict_sentences(ctx: ReportContext, dataset: str, split: str | None = None
     return describe_comparisons(_rows(ctx, dataset, split or ctx.settings.split, primary=True))
 
 
+def wilcoxon_cell(row: pd.Series, alpha: float) -> str:
+    """Return p_W, with the smallest p the exact test could give when that cannot reach ``alpha``."""
+    text = fmt.pvalue(row["p_wilcoxon"], alpha)
+    floor = row.get("p_wilcoxon_min", np.nan)
+    return f"{text} (min {fmt.pvalue(floor, alpha)})" if np.isfinite(floor) and floor >= alpha else text
+
+
+def baseline_choice(ctx: ReportContext, dataset: str, split: str) -> str:
+    """Return the split the best baseline of ``dataset`` was chosen on (validation unless it had none)."""
+    _, fell_back = reference_baselines(ctx.results, split=split, metric=ctx.settings.primary_metric)
+    return split if dataset in fell_back else "val"
+
+
 def comparison_table(ctx: ReportContext, dataset: str, split: str | None = None) -> Table | None:
     """Return the full primary-metric comparison table of ``dataset``, with the test-set bootstrap interval."""
     split = split or ctx.settings.split
@@ -38,6 +54,7 @@ def comparison_table(ctx: ReportContext, dataset: str, split: str | None = None)
     if rows.empty:
         return None
     level = f"{100 * ctx.settings.confidence:g}%"
+    alpha, cut = ctx.settings.alpha, ctx.settings.equiv_prob
     cells = []
     for _, r in rows.iterrows():
         boot = ctx.bootstrap(dataset, r["model"], r["reference"], split)
@@ -47,31 +64,39 @@ def comparison_table(ctx: ReportContext, dataset: str, split: str | None = None)
             fmt.pp(r["mean_diff"]),
             fmt.interval_pp(r["ci_low"], r["ci_high"]),
             fmt.NA if boot is None else fmt.interval_pp(boot.ci_low, boot.ci_high),
-            fmt.pvalue(r["p_t"]),
-            fmt.pvalue(r["p_wilcoxon"]),
-            fmt.pvalue(r["p_holm"]),
+            fmt.pvalue(r["p_t"], alpha),
+            wilcoxon_cell(r, alpha),
+            fmt.pvalue(r["p_holm"], alpha),
             fmt.number(r["effect_size"]),
-            fmt.prob(r["p_worse"]),
-            fmt.prob(r["p_equiv"]),
-            fmt.prob(r["p_better"]),
+            fmt.prob(r["p_worse"], cut),
+            fmt.prob(r["p_equiv"], cut),
+            fmt.prob(r["p_better"], cut),
             fmt.pct(r["mdd"]),
-            f"**{r['verdict']}**" if r["verdict"].startswith("significant") else str(r["verdict"]),
+            f"**{r['verdict']}**" if is_plain_significant(r["verdict"]) else str(r["verdict"]),
         ))
     baseline = rows.loc[rows["kind"] == VS_BEST_BASELINE, "reference"]
+    m = int(rows["holm_family_size"].max()) if "holm_family_size" in rows else 1
     caption = (
         f"{metric_label(ctx.settings.primary_metric, capital=True)} on {split}, model - reference in percentage "
-        f"points, paired by seed. {level} CI (seeds): t interval over seeds (training noise). {level} CI (test "
-        f"bootstrap): the same seed-averaged difference with the test samples resampled ({ctx.settings.n_boot} "
-        f"resamples shared by all seeds; test-set sampling noise). p_t paired t, p_W Wilcoxon signed-rank, "
-        f"p_Holm Holm-adjusted p_t; d_z Cohen's effect size; P(worse/equiv/better): posterior probability "
-        f"that the mean difference lies below, inside or above the ROPE of +-{fmt.pct(ctx.settings.rope)} pp; "
-        f"MDD: smallest difference detectable with {100 * ctx.settings.power:g}% power."
+        f"points, paired by seed. {level} CI (seeds): t interval over seeds, not adjusted for multiple comparisons "
+        f"(training noise on this split and test set). {level} CI (test bootstrap): the same seed-averaged "
+        f"difference with the test samples resampled within each class ({ctx.settings.n_boot} resamples shared by "
+        f"all seeds; test-set sampling noise). p_t paired t (exact sign-flip p when all differences are equal), "
+        f"p_W Wilcoxon signed-rank (exact; it cannot reach p < {alpha:g} with fewer than "
+        f"{math.floor(1 - math.log2(alpha)) + 1} seeds: 'min' is the smallest p it could give, 2/2^n), "
+        f"p_Holm Holm-adjusted p_t; d_z Cohen's effect size; "
+        f"P(worse/equiv/better): posterior probability that the mean difference lies below, inside or above the "
+        f"ROPE of +-{fmt.pct(ctx.settings.rope)} pp; MDD: smallest difference detectable with "
+        f"{100 * ctx.settings.power:g}% power at alpha/m = {alpha:g}/{m} (Holm's first step), from the observed "
+        f"spread of the seeds."
     )
     if len(baseline):
-        caption += f" Best baseline (highest mean on {split}): {baseline.iloc[0]}."
+        chosen = baseline_choice(ctx, dataset, split)
+        caption += (f" Best baseline (highest mean {metric_label(ctx.settings.primary_metric)} on the {chosen} "
+                    f"split): {baseline.iloc[0]}.")
     return Table(
-        columns=("Comparison", "n", "Diff (pp)", f"{level} CI seeds", f"{level} CI test bootstrap", "p_t", "p_W",
-                 "p_Holm", "d_z", "P(worse)", "P(equiv)", "P(better)", "MDD (pp)", "Verdict"),
+        columns=("Comparison", "n", "Diff (pp)", f"{level} CI seeds (unadjusted)", f"{level} CI test bootstrap",
+                 "p_t", "p_W", "p_Holm", "d_z", "P(worse)", "P(equiv)", "P(better)", "MDD (pp)", "Verdict"),
         rows=tuple(cells),
         align=("l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "l"),
         caption=caption,

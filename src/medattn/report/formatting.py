@@ -2,12 +2,17 @@
 
 Conventions: accuracy-like metrics (balanced accuracy, AUC, macro F1, accuracy) are shown in percent,
 differences of them in percentage points (pp); ECE is shown in percent too (it is a proportion of
-samples' confidence gap). Missing values print as ``n/a``.
+samples' confidence gap). Missing values print as ``n/a``. p-values and posterior probabilities that
+decide a verdict are given their cut-off (alpha, the equivalence probability) and then never rounded
+across it (:mod:`medattn.stats.rounding`).
 """
 
 from __future__ import annotations
 
 import math
+
+from medattn.stats import verdict as stats_verdict
+from medattn.stats.rounding import format_near_cutoffs, format_p
 
 NA = "n/a"
 
@@ -53,20 +58,17 @@ def mean_sd(mean: object, sd: object, digits: int = 1) -> str:
     return pct(m, digits) if s is None else f"{pct(m, digits)} ± {pct(s, digits)}"
 
 
-def pvalue(p: object) -> str:
-    """Return a p-value for a table: '<0.001', three decimals below 0.01, two above."""
+def pvalue(p: object, alpha: float | None = None) -> str:
+    """Return a p-value for a table: '<0.001', three decimals below 0.01, two above; never rounded across
+    ``alpha``."""
     v = _finite(p)
-    if v is None:
-        return NA
-    if v < 0.001:
-        return "<0.001"
-    return f"{v:.3f}" if v < 0.01 else f"{v:.2f}"
+    return NA if v is None else format_p(v, alpha)
 
 
-def prob(p: object) -> str:
-    """Return a probability with two decimals."""
+def prob(p: object, cut: float | None = None) -> str:
+    """Return a probability with two decimals (more where needed not to round across ``cut``)."""
     v = _finite(p)
-    return NA if v is None else f"{v:.2f}"
+    return NA if v is None else format_near_cutoffs(v, [] if cut is None else [cut], 2)
 
 
 def number(x: object, digits: int = 2) -> str:
@@ -117,7 +119,6 @@ def metric_label(metric: str, capital: bool = False) -> str:
     return label[:1].upper() + label[1:] if capital else label
 
 
-VERDICT_MARKS: dict[str, str] = {"significant gain": "+", "significant loss": "-", "practically equivalent": "=",
-                                 "no evidence": "?"}
-VERDICT_LEGEND = ("(+) significant gain, (-) significant loss, (=) practically equivalent, "
-                  "(?) no evidence either way")
+# the verdicts' one-character marks and their legend are defined beside the verdict rules
+VERDICT_MARKS = stats_verdict.VERDICT_MARKS
+VERDICT_LEGEND = stats_verdict.VERDICT_LEGEND

@@ -14,7 +14,7 @@ from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import Paragraph, Section
 from medattn.report.formatting import metric_label
-from medattn.stats.compare import VS_BEST_BASELINE
+from medattn.stats.compare import VS_BEST_BASELINE, reference_baselines
 from medattn.stats.tidy import model_role
 
 
@@ -186,30 +186,45 @@ def statistics_paragraph(ctx: ReportContext) -> str:
     has_baseline = not table.empty and (table["kind"] == VS_BEST_BASELINE).any()
     text = "Each attention variant was compared with its plain backbone"
     if has_baseline:
-        text += (f", and each non-baseline model with the best baseline (highest mean {primary} on the {s.split} "
-                 "split, a choice that favours the baseline)")
+        fell_back = sorted(set(reference_baselines(ctx.results, split=s.split, metric=s.primary_metric)[1]))
+        text += (f", and each non-baseline model with the best baseline (highest mean {primary} on the val split, "
+                 "so that the test noise that decides the comparison does not also choose the reference; run-to-run "
+                 "quality that also shows on validation can still favour it, so a loss against it is somewhat "
+                 "liberal")
+        text += (f"; for {_join(fell_back)}, which had no validation results, on the {s.split} split, a choice "
+                 "that favours the baseline)" if fell_back else ")")
     text += (f", on every dataset and metric, paired by seed (difference = model - reference). We report the mean "
-             f"difference with its {level} t confidence interval over seeds, the two-sided paired t test and the "
-             "Wilcoxon signed-rank test, Cohen's d_z, and the minimum detectable difference of the paired t test "
-             f"at {100 * s.power:g}% power and alpha = {s.alpha:g}. The t p-values were corrected with Holm's method "
-             "within each metric and split")
+             f"difference with its {level} t confidence interval over seeds (not adjusted for multiple comparisons), "
+             "the two-sided paired t test (the exact sign-flip p when all differences are equal, which leaves the "
+             "t test and the posterior undefined) and the exact Wilcoxon signed-rank test (which cannot reach "
+             "p < 0.05 with fewer than 6 seeds), Cohen's d_z, and the minimum detectable difference of the paired "
+             f"t test at {100 * s.power:g}% power and alpha/m (alpha = {s.alpha:g}, m = the size of the Holm family, "
+             "Holm's first step), computed from the observed spread of the seeds. The t p-values were corrected "
+             "with Holm's method within each metric and split")
     if not table.empty:
         m = int((table["metric"] == s.primary_metric).sum())
         text += f" ({m} {primary} comparison{'s' if m != 1 else ''} on {s.split})"
     text += (f". A Bayesian paired comparison (Student t posterior of the mean difference, as in baycomp's "
              f"correlated t test with correlation 0 between seeds) gives the probabilities that the difference is "
              f"below, inside or above a region of practical equivalence (ROPE) of +-{fmt.pct(s.rope)} pp. A "
-             f"difference is called a significant gain or loss when the Holm-adjusted p < {s.alpha:g}, practically "
-             f"equivalent when it is not significant and P(equivalent) >= {s.equiv_prob:g}, and inconclusive "
-             "otherwise.")
+             f"difference is called significant when the Holm-adjusted p < {s.alpha:g}: a significant gain or loss "
+             f"when moreover P(better) or P(worse) >= {s.equiv_prob:g} (larger than the ROPE), significant but "
+             f"negligible when P(equivalent) >= {s.equiv_prob:g}, and of unclear size otherwise; a difference that "
+             f"is not significant is practically equivalent when P(equivalent) >= {s.equiv_prob:g} and "
+             "inconclusive otherwise. The seed intervals, p-values and posterior probabilities describe training "
+             "noise (seed-to-seed variation) on this split and test set; ")
+    text += ("test-set sampling noise enters only the test bootstrap interval." if _bootstrapped(ctx) else
+             "test-set sampling noise is not part of them (and was not estimated: no per-sample predictions).")
     if _bootstrapped(ctx):
-        text += (f" Test-set sampling noise was estimated with a paired bootstrap over test samples ({s.n_boot} "
+        text += (f" Test-set sampling noise was estimated with a class-stratified paired bootstrap over test samples "
+                 f"({s.n_boot} "
                  f"resamples, seed {s.bootstrap_seed}, each resample shared by all seeds; {level} percentile interval "
                  f"of the seed-averaged {primary} difference).")
     cross, _ = ctx.cross_dataset
     if cross is not None:
         text += (f" Across datasets, models were ranked on each dataset by mean {primary} and compared with the "
-                 f"Friedman test (with the Iman-Davenport F) and the Nemenyi post-hoc test (critical difference at "
+                 f"Friedman test (tie-corrected and uncorrected, each with the Iman-Davenport F) and the Nemenyi "
+                 f"post-hoc test (critical difference at "
                  f"alpha = {cross.alpha:g}; Demsar 2006).")
     extra = sorted({sp for d in ctx.run.datasets for sp in ctx.run.extra_splits(d)})
     if extra:

@@ -5,7 +5,12 @@ that pairs runs by seed, orients differences, handles degenerate cases and phras
 """
 
 from medattn.stats.bayes import posterior_parameters, rope_probabilities
-from medattn.stats.bootstrap import BootstrapResult, bootstrap_indices, paired_bootstrap
+from medattn.stats.bootstrap import (
+    BootstrapResult,
+    bootstrap_indices,
+    paired_bootstrap,
+    stratified_bootstrap_indices,
+)
 from medattn.stats.compare import COMPARISON_COLUMNS, best_baselines, compare_models, comparison_pairs
 from medattn.stats.correction import holm
 from medattn.stats.paired import PairedResult, cohens_dz, hedges_correction, paired_difference, paired_t
@@ -25,11 +30,20 @@ from medattn.stats.ranking import (
 )
 from medattn.stats.summary import summarize
 from medattn.stats.tidy import higher_is_better, validate_results
-from medattn.stats.verdict import VERDICTS, decide, describe_comparison, describe_comparisons
+from medattn.stats.verdict import (
+    VERDICT_LEGEND,
+    VERDICT_MARKS,
+    VERDICTS,
+    decide,
+    describe_comparison,
+    describe_comparisons,
+)
 
 __all__ = [
     "COMPARISON_COLUMNS",
     "VERDICTS",
+    "VERDICT_LEGEND",
+    "VERDICT_MARKS",
     "BootstrapResult",
     "CrossDatasetResult",
     "FriedmanResult",
@@ -60,6 +74,7 @@ __all__ = [
     "rank_table",
     "rope_probabilities",
     "score_matrix",
+    "stratified_bootstrap_indices",
     "summarize",
     "higher_is_better",
     "validate_results",

@@ -2,6 +2,10 @@
 
 Seeds measure training noise; this measures test-set sampling noise: how much the difference would
 move on another test set of the same size. Both models are scored on the same resampled indices.
+The resampling is stratified by class (each class's samples are drawn with replacement from that class,
+keeping the class counts): balanced accuracy averages per-class recalls, and a pooled resample that
+drops a rare class would average over fewer classes and change what is measured. The draws depend only
+on the seed and the labels (in their aligned order), so two comparisons on the same test set share them.
 All B resamples of a chunk are scored at once: ``np.bincount`` over ``resample * K + label`` gives,
 per resample and class, the sample count and the sum of (correct_model - correct_reference); their
 ratio is the per-class recall difference, averaged over the classes present in that resample (as
@@ -51,6 +55,24 @@ def bootstrap_indices(
         yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
 
 
+def stratified_bootstrap_indices(
+    labels: np.ndarray, n_boot: int, *, seed: int = 0, chunk_size: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield chunks (rows = resamples) of indices drawn with replacement within each class of ``labels``."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n < 1 or n_boot < 1:
+        raise DataError(
+            f"bootstrap needs n >= 1 samples and n_boot >= 1 resamples, got n={n}, n_boot={n_boot}"
+        )
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    chunk = chunk_size or max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        yield np.concatenate([idx[rng.integers(0, len(idx), size=(rows, len(idx)))] for idx in members], axis=1)
+
+
 def resampled_recall_mean(
     labels: np.ndarray, weights: np.ndarray, idx: np.ndarray, n_classes: int
 ) -> np.ndarray:
@@ -74,7 +96,7 @@ def paired_bootstrap(
     seed: int = 0,
     chunk_size: int | None = None,
 ) -> BootstrapResult:
-    """Return the paired-bootstrap percentile CI of the balanced-accuracy difference (model - reference)."""
+    """Return the class-stratified paired-bootstrap percentile CI of the balanced-accuracy difference."""
     if not 0 < confidence < 1:
         raise DataError(f"confidence must lie in (0, 1), got {confidence}")
     labels, pred_a, pred_b, k = align_predictions(preds_model, preds_reference)
@@ -84,7 +106,7 @@ def paired_bootstrap(
     samples = np.concatenate(
         [
             resampled_recall_mean(labels, weights, idx, k)
-            for idx in bootstrap_indices(n, n_boot, seed=seed, chunk_size=chunk_size)
+            for idx in stratified_bootstrap_indices(labels, n_boot, seed=seed, chunk_size=chunk_size)
         ]
     )
     tail = (1 - confidence) / 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 from statsmodels.stats.multitest import multipletests
 
@@ -27,3 +28,26 @@ def holm(pvalues: ArrayLike) -> np.ndarray:
         finally:
             gc.unfreeze()
     return out
+
+
+def holm_grouped(pvalues: ArrayLike, groups: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Return Holm-adjusted p-values within each group (vectorised step-down) and each p's family size.
+
+    Same numbers as :func:`holm` applied to every group separately: sort each family's m p-values,
+    multiply the j-th smallest (j = 0..m-1) by m - j, take the running maximum and clip at 1. NaN
+    p-values stay NaN and do not count towards m.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    codes = pd.factorize(np.asarray(groups))[0]
+    ok = ~np.isnan(p)
+    m = np.bincount(codes[ok], minlength=codes.max() + 1 if len(codes) else 0)
+    order = np.lexsort((p, codes))
+    order = order[ok[order]]
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    scaled = (m[sorted_codes] - position) * p[order]
+    running = pd.Series(scaled).groupby(sorted_codes).cummax().to_numpy()
+    out = np.full(p.shape, np.nan)
+    out[order] = np.minimum(running, 1.0)
+    return out, m[codes]

@@ -3,14 +3,18 @@
 The statistics are scipy's (``ttest_rel`` and its ``confidence_interval``, ``wilcoxon``); this module
 only orients them (difference = model - reference), drops unpaired seeds and handles degenerate input:
 
-* all differences identical: scipy returns nan (zero / zero) or warns about precision loss. Here a
-  constant difference ``c`` gives the interval ``[c, c]``; ``c == 0`` gives t = 0, p = 1 and
-  ``c != 0`` gives t = +-inf, p = 0 (a deterministic shift is not noise).
+* all differences identical (zero variance): the t statistic, its interval and Cohen's d_z are
+  undefined (scipy returns nan or warns about precision loss), and they stay NaN here. A zero-width
+  interval or p = 0 would claim certainty that two seeds agreeing by chance do not give. The p-value is
+  the exact sign-flip p instead: for n equal nonzero differences 2 / 2^n (only the observed signs and
+  their mirror are as extreme), for all-zero differences 1.
 * Wilcoxon (zero_method 'wilcox': zero differences are dropped): exact null distribution for up to
   50 untied differences; with ties or zeros scipy's 'exact' table is no longer exact, so for up to 13
   remaining differences the p-value comes from enumerating all 2^n sign flips
   (``scipy.stats.PermutationMethod``), beyond that from the tie-corrected normal approximation.
-  All-zero differences give statistic 0 and p = 1.
+  All-zero differences give statistic 0 and p = 1. With n nonzero differences the exact test cannot give
+  a p below 2 / 2^n (all signs equal): with fewer than 6 seeds it cannot reach p < 0.05
+  (``PairedResult.p_wilcoxon_min`` says how low it could go).
 
 Effect size: Cohen's d_z = mean(diff) / sd(diff) (Cohen 1988, for paired data), and Hedges' small
 sample correction g_z = J(n - 1) * d_z with J(df) = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2)).
@@ -56,6 +60,7 @@ class PairedResult:
     p_t: float
     wilcoxon_stat: float
     p_wilcoxon: float
+    p_wilcoxon_min: float
     effect_size: float
     effect_size_hedges: float
 
@@ -86,12 +91,22 @@ def paired_t(diff: ArrayLike, *, confidence: float = 0.95) -> PairedT:
     t, p, lo, hi = (np.array(v, dtype=float) for v in (res.statistic, res.pvalue, ci.low, ci.high))
     const = _constant(d)
     if np.any(const):
-        t = np.where(const, np.where(mean == 0, 0.0, np.where(mean > 0, np.inf, -np.inf)), t)
-        p = np.where(const, np.where(mean == 0, 1.0, 0.0), p)
-        lo = np.where(const, mean, lo)
-        hi = np.where(const, mean, hi)
+        t = np.where(const, np.nan, t)
+        p = np.where(const, sign_flip_p_constant(mean, n), p)
+        lo = np.where(const, np.nan, lo)
+        hi = np.where(const, np.nan, hi)
         sd = np.where(const, 0.0, sd)
     return PairedT(n, mean, sd, lo, hi, t, p)
+
+
+def sign_flip_p_constant(mean: ArrayLike, n: int) -> np.ndarray:
+    """Return the exact two-sided sign-flip p of ``n`` equal differences with value ``mean``: 2 / 2^n, or 1 if 0."""
+    return np.where(np.asarray(mean) == 0, 1.0, min(1.0, 2.0 ** (1 - n)))
+
+
+def wilcoxon_min_p(n_nonzero: int) -> float:
+    """Return the smallest two-sided p the exact signed-rank test can give with ``n_nonzero`` differences."""
+    return float("nan") if n_nonzero < 1 else min(1.0, 2.0 ** (1 - n_nonzero))
 
 
 def _wilcoxon_method(d: np.ndarray) -> str | stats.PermutationMethod:
@@ -120,15 +135,43 @@ def wilcoxon_signed_rank(diff: ArrayLike) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+def signed_rank_many(diff: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Return (statistic, two-sided p) of the exact Wilcoxon signed-rank test of every row of 2-D ``diff``.
+
+    Zeros are dropped (zero_method 'wilcox'), ties get average ranks, and the p-value enumerates all 2^n
+    sign flips (n <= 13), i.e. the exact conditional null distribution: equal to scipy's exact test without
+    ties and to its ``PermutationMethod`` with them. Rows of all zeros give statistic 0 and p = 1.
+    """
+    d = np.asarray(diff, dtype=float)
+    rows, n = d.shape
+    if n > _EXACT_PERMUTATION_MAX_N:
+        raise DataError(f"signed_rank_many enumerates 2^n sign flips; n = {n} > {_EXACT_PERMUTATION_MAX_N}")
+    zero = d == 0
+    ranks = stats.rankdata(np.where(zero, -1.0, np.abs(d)), axis=-1)  # zeros take the lowest ranks ...
+    ranks = np.where(zero, 0.0, ranks - zero.sum(axis=1, keepdims=True))  # ... and are then dropped
+    total = ranks.sum(axis=1)
+    plus = np.where(d > 0, ranks, 0.0).sum(axis=1)
+    observed = np.minimum(plus, total - plus)
+    flips = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
+    p = np.empty(rows)
+    chunk = max(1, 4_000_000 // 2**n)
+    for start in range(0, rows, chunk):
+        part = slice(start, start + chunk)
+        null_plus = ranks[part] @ flips.T
+        null_stat = np.minimum(null_plus, total[part, None] - null_plus)
+        p[part] = np.mean(null_stat <= observed[part, None] + 1e-9, axis=1)
+    return observed, p
+
+
 def cohens_dz(diff: ArrayLike) -> np.ndarray:
-    """Return Cohen's d_z = mean / sd (ddof=1) of paired differences along the last axis."""
+    """Return Cohen's d_z = mean / sd (ddof=1) of paired differences along the last axis (NaN if sd = 0)."""
     d = np.asarray(diff, dtype=float)
     mean = d.mean(axis=-1)
     sd = d.std(axis=-1, ddof=1) if d.shape[-1] > 1 else np.full(mean.shape, np.nan)
     const = _constant(d) if d.shape[-1] > 1 else np.zeros(mean.shape, bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         dz = mean / sd
-    return np.where(const, np.where(mean == 0, 0.0, np.where(mean > 0, np.inf, -np.inf)), dz)
+    return np.where(const, np.nan, dz)  # zero variance: no standardised effect
 
 
 def hedges_correction(df: ArrayLike) -> np.ndarray:
@@ -165,6 +208,7 @@ def paired_difference(model: ArrayLike, reference: ArrayLike, *, confidence: flo
         p_t=float(tt.p),
         wilcoxon_stat=w_stat,
         p_wilcoxon=w_p,
+        p_wilcoxon_min=wilcoxon_min_p(int(np.count_nonzero(d))) if n >= 2 else float("nan"),
         effect_size=dz,
         effect_size_hedges=gz,
     )

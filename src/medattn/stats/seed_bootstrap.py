@@ -2,14 +2,15 @@
 
 The seed confidence interval of a comparison says how much the mean difference moves with training
 randomness; it says nothing about the finite test set. Here every bootstrap replicate draws one set of
-test-sample indices (with replacement) and applies it to every seed: for each seed the balanced-accuracy
-difference (model - reference) on the resampled test set is computed by
+test-sample indices (with replacement within each class) and applies it to every seed: for each seed the
+balanced-accuracy difference (model - reference) on the resampled test set is computed by
 :func:`medattn.stats.bootstrap.paired_bootstrap`, and the replicate's value is the mean over seeds. The
 percentile interval of those replicate means is the interval of the same seed-averaged difference that
 the t interval describes, but caused by test-set sampling alone.
 
 The shared resampling works because ``paired_bootstrap`` draws its indices from a fixed RNG seed over
-the aligned samples: same seed and same number of samples give the same draws. Seeds whose prediction
+the aligned samples, class by class: same seed and same labels (the same test set, in the same order)
+give the same draws. Seeds whose prediction
 tables cover a different set of test samples than the majority are left out (and counted), since the
 same indices would then point at different images.
 """

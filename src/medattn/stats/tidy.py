@@ -1,14 +1,17 @@
 """The tidy results table: validation, metric direction, model roles and per-seed pivots.
 
 One row per run x split x metric with columns ``dataset, model, backbone, attention, is_baseline,
-seed, split, metric, value``; cost columns (``params``, ``flops``, ...: :data:`medattn.study.columns.COST_COLUMNS`)
-may ride along per model.
+seed, split, metric, value``; cost columns (``params``, ``flops``, ...:
+:data:`medattn.study.columns.COST_COLUMNS`) may ride along per model. A value is a finite number or NaN
+(missing: that seed is left out of the paired comparisons); an infinite score is refused, since it would
+turn every test it enters into p = 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from medattn.errors import DataError
@@ -34,8 +37,23 @@ def higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
 
 
+def _check_finite(results: pd.DataFrame, keys: list[str]) -> None:
+    """Raise DataError naming the first run, split and metric whose value is infinite or not a number."""
+    values = pd.to_numeric(results["value"], errors="coerce").to_numpy(float)
+    bad = np.isinf(values) | (np.isnan(values) & results["value"].notna().to_numpy())
+    if bad.any():
+        first = results.loc[bad, keys + ["value"]].iloc[0]
+        raise DataError(
+            f"results table: dataset {first['dataset']!r}, model {first['model']!r}, seed {first['seed']}, "
+            f"split {first['split']!r}, metric {first['metric']!r} has value {first['value']!r} "
+            f"({int(bad.sum())} such row(s)); scores must be finite numbers (leave a missing one empty): "
+            "check that run's metrics.json or re-run it"
+        )
+
+
 def validate_results(results: pd.DataFrame) -> pd.DataFrame:
-    """Return ``results`` checked against the tidy contract (columns, no duplicates, one role per model)."""
+    """Return ``results`` checked against the tidy contract (columns, finite values, no duplicates, one role
+    per model)."""
     if not isinstance(results, pd.DataFrame):
         raise DataError(f"results must be a pandas DataFrame, got {type(results).__name__}")
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
@@ -44,6 +62,7 @@ def validate_results(results: pd.DataFrame) -> pd.DataFrame:
             f"results table lacks column(s) {missing}; a tidy results table needs {list(REQUIRED_COLUMNS)}"
         )
     keys = ["dataset", "model", "seed", "split", "metric"]
+    _check_finite(results, keys)
     dup = results.duplicated(keys, keep=False)
     if dup.any():
         first = results.loc[dup, keys].iloc[0].to_dict()

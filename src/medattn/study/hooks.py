@@ -24,5 +24,9 @@ def after_study(spec: StudySpec, out_dir: Path) -> list[Path]:
             written += explain_study(out_dir, spec.explain, study=study).files
         except UserError as exc:  # the results stay; the report is still built, without explanations
             print(f"explanations skipped: {exc}", file=sys.stderr)
+    if spec.features is not None:
+        from medattn.analysis.spec import run_feature_analysis
+
+        written += run_feature_analysis(spec.features, out_dir)
     paths = build_report(out_dir, study=study)
     return [*written, paths.markdown, paths.html]

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from medattn.analysis.spec import FeaturesSpec
 from medattn.errors import SpecError
 from medattn.explain.spec import ExplainSpec
 from medattn.schema import Strict
@@ -248,6 +249,7 @@ class StudySpec(Strict):
     cost: bool = True  # measure params, FLOPs, throughput, memory once per (dataset, model)
     workers: WorkerSpec = Field(default_factory=WorkerSpec)
     explain: ExplainSpec | None = None  # explanations of the final runs, computed before the report
+    features: FeaturesSpec | None = None  # feature usage and shortcut probes at the end of the study
 
     _marks: MarkedYaml | None = PrivateAttr(None)
 
@@ -255,6 +257,15 @@ class StudySpec(Strict):
     @classmethod
     def _valid_name(cls, value: str | None) -> str | None:
         return _check_name(value)
+
+    @model_validator(mode="after")
+    def _features_epochs_saved(self) -> StudySpec:
+        from medattn.analysis.spec import unsaved_epochs
+
+        missing = unsaved_epochs(self.features, self.train.save_epochs) if self.features else []
+        if missing:
+            raise ValueError(f"features.epochs {missing} are not saved; add them to train.save_epochs")
+        return self
 
     @field_validator("seeds")
     @classmethod

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from medattn.data.cli import CacheDir, DataDir, Download, load_context
+from medattn.data.cli import CacheDir, DataDir, Download, context_from_options
 from medattn.errors import SpecError
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -41,7 +41,7 @@ def train_command(
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
     train_cfg = _validated(TrainConfig, {**sections.get("train", {}),
                                          **{k: v for k, v in overrides.items() if v is not None}}, "train")
-    dataset = load_dataset(data, load_context(data_dir, cache_dir, download))
+    dataset = load_dataset(data, context_from_options(data_dir, cache_dir, download))
     result = train_run(dataset, model_cfg, train_cfg, seed, out)
     _print_metrics(result.metrics, f"{backbone}+{attention} on {dataset.name}, seed {seed}, best epoch "
                                    f"{result.best_epoch}/{result.epochs_run}")

@@ -1,0 +1,1 @@
+"""Feature usage (conditional independence tests over checkpoints), ABCD features and shortcut probes."""

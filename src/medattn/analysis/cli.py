@@ -1,0 +1,127 @@
+"""`medattn features RUN_DIR` and `medattn probe RUN_DIR`: feature usage and shortcut probes of a finished study."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medattn.errors import DataError
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def parse_epochs(text: str) -> list[int | str]:
+    """Epoch list from '5,10,final' (DataError for anything else)."""
+    out: list[int | str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "final":
+            out.append("final")
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise DataError(f"--epochs: '{part}' is neither a positive epoch number nor 'final'; "
+                            "e.g. --epochs 5,10,final")
+    if not out:
+        raise DataError("--epochs: empty; e.g. --epochs 5,10,final")
+    return out
+
+
+def features_command(
+    run_dir: Path = typer.Argument(..., help="Study output folder (holds results.csv).", show_default=False),
+    features: Path = typer.Option(None, "--features", help="Extra features: a CSV with an id column (id, image_id, "
+                                                            "case_num or isic_id) and one column per feature."),
+    id_column: str = typer.Option(None, "--id-column", help="The id column of --features (default: found by name)."),
+    epochs: str = typer.Option("final", "--epochs", help="Comma list of saved epochs and/or 'final', e.g. 5,10,final."),
+    split: str = typer.Option("test", "--split", help="Split whose predictions are tested."),
+    prediction: str = typer.Option("class", "--prediction", help="What is tested: the predicted class, or the "
+                                                                 "malignant-class probability in quartile bins "
+                                                                 "(probability)."),
+    correction: str = typer.Option("holm", "--correction", help="Across features: holm or bh (Benjamini-Hochberg)."),
+    permutations: int = typer.Option(999, "--permutations", min=19, help="Permutations when tables are sparse."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples of the CMI interval."),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Level for the 'used' mark in the summary."),
+) -> None:
+    """Test which features each model's predictions use (H0: prediction independent of feature given label)."""
+    from medattn.analysis.usage import FEATURES_DIR, USAGE_FILE, UsageOptions, usage_table
+
+    opts = UsageOptions(epochs=parse_epochs(epochs), split=split, features_file=str(features) if features else None,
+                        id_column=id_column, correction=correction, permutations=permutations, bootstrap=bootstrap,
+                        prediction=prediction)
+    table = usage_table(run_dir, opts, notify=lambda msg: console.print(f"notice: {msg}", highlight=False))
+    print_usage_summary(table, alpha)
+    console.print(f"usage table: {run_dir / FEATURES_DIR / USAGE_FILE} ({len(table)} rows)", highlight=False)
+
+
+def print_usage_summary(table, alpha: float) -> None:
+    """Print features x models: mean CMI (bits) over seeds, '*' where every seed rejects at `alpha` (corrected)."""
+    if table.empty:
+        console.print("no runs to test")
+        return
+    for (dataset, epoch), part in table.groupby(["dataset", "epoch"], sort=False):
+        grid = Table(title=f"{dataset}, epoch {epoch}: CMI(prediction; feature | label) in bits, mean over seeds "
+                           f"(* corrected p < {alpha} in every seed)")
+        grid.add_column("feature")
+        models = list(dict.fromkeys(part["model"]))
+        for m in models:
+            grid.add_column(m, justify="right")
+        for feature, rows in part.groupby("feature", sort=False):
+            cells = []
+            for m in models:
+                r = rows[rows["model"] == m]
+                mark = "*" if len(r) and (r["p_adjusted"] < alpha).all() else ""
+                cells.append(f"{r['cmi_bits'].mean():.4f}{mark}" if len(r) else "-")
+            grid.add_row(str(feature), *cells)
+        console.print(grid)
+
+
+def probe_command(
+    run_dir: Path = typer.Argument(..., help="Study output folder (holds results.csv).", show_default=False),
+    artefact: str = typer.Option("patch,ruler,ink", "--artefact", help="Comma list of patch, ruler, ink."),
+    position: int = typer.Option(None, "--position", help="Corner 0-3 (TL, TR, BL, BR) for patch/ink, edge 0-3 "
+                                                          "(top, bottom, left, right) for the ruler; default random."),
+    scale: float = typer.Option(1.0, "--scale", min=0.2, max=3.0, help="Artefact size factor."),
+    colour: str = typer.Option(None, "--colour", help="R,G,B (0-255) of the patch or ink; default derm-synth's."),
+    removal: bool = typer.Option(True, "--removal/--no-removal", help="Also fill artefacts in where masks exist."),
+    split: str = typer.Option("test", "--split", help="Split whose images are probed."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the CIs."),
+) -> None:
+    """Insert (or remove) artefacts in test images and report flip rate, probability and balanced-accuracy change."""
+    from medattn.analysis.probes import PROBES_FILE, ProbeOptions, parse_artefacts, probe_table
+    from medattn.analysis.usage import FEATURES_DIR
+
+    opts = ProbeOptions(artefacts=parse_artefacts(artefact), position=position, scale=scale,
+                        colour=parse_colour(colour), removal=removal, split=split, bootstrap=bootstrap)
+    table = probe_table(run_dir, opts)
+    print_probe_summary(table)
+    console.print(f"probe table: {run_dir / FEATURES_DIR / PROBES_FILE} ({len(table)} rows)", highlight=False)
+
+
+def parse_colour(text: str | None) -> tuple[int, int, int] | None:
+    """(R, G, B) from 'R,G,B' with values 0-255; DataError otherwise."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) <= 255 for p in parts):
+        raise DataError(f"--colour {text}: give R,G,B with values 0-255, e.g. --colour 120,60,150")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def print_probe_summary(table) -> None:
+    """Print one row per model x probe x artefact: flip rate, mean change of P(positive), balanced-accuracy change."""
+    if table.empty:
+        console.print("nothing to probe (no run, or no test image without the artefact)")
+        return
+    grid = Table(title="shortcut probes: mean over seeds [min CI low, max CI high]")
+    for col in ("dataset", "model", "probe", "artefact", "seeds", "flip rate", "delta P(positive)",
+                "delta balanced acc", "ID - OOD gap"):
+        grid.add_column(col, justify="right" if col[0] in "fdsI" else "left")
+    keys = ["dataset", "model", "probe", "artefact"]
+    for key, rows in table.groupby(keys, sort=False):
+        cells = [f"{rows[c].mean():+.3f} [{rows[c + '_low'].min():+.3f}, {rows[c + '_high'].max():+.3f}]"
+                 for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
+        grid.add_row(*map(str, key), str(len(rows)), *cells, f"{rows['ood_gap'].mean():+.3f}")
+    console.print(grid)

@@ -1,0 +1,230 @@
+"""Shortcut probes: insert an artefact into test images that lack it (or remove it where masks exist) and
+measure how each model's predictions move.
+
+Insertion reuses derm-synth's artefact renderers (`medattn.data.synthetic`): a colour calibration patch in a
+corner, ruler marks along an edge, a violet ink circle in a corner, with derm-synth's random placement and
+look (seeded) unless `position` (corner 0-3 = TL, TR, BL, BR for patch and ink; edge 0-3 = top, bottom, left,
+right for the ruler), `scale` (size factor) or `colour` (RGB, patch and ink) are given. Removal (only where
+`ImageSet.artefact_masks` exist, i.e. derm-synth) fills the artefact's pixels from their surroundings by
+harmonic (diffusion) inpainting: masked pixels repeatedly take the mean of their 3 x 3 neighbours.
+
+Per model and probe: the prediction flip rate, the mean change of the positive-class probability and the
+balanced-accuracy change, each with a percentile bootstrap 95 % CI over images (1000 resamples, vectorised);
+as in Bissoto et al. ("(De)constructing bias on skin lesion datasets", CVPR-W 2019) and the shortcut tests of
+Geirhos et al. 2020, a model that ignores the artefact flips few predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from medattn.data import synthetic
+from medattn.data.imageset import ImageSet
+from medattn.errors import DataError
+
+ARTEFACTS = synthetic.ARTEFACTS
+POSITIVE_NAMES = ("malignant", "melanoma", "mel", "MEL")
+PROBES_FILE = "probes.csv"
+_PLACE = {"patch": "patch_corner", "ruler": "ruler_edge", "ink": "ink_corner"}
+_SIZE_KEYS = {"patch": ("patch_side",), "ruler": ("ruler_depth",), "ink": ("ink_radius",)}
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Artefacts to insert, their optional position / size / colour, removal on or off, bootstrap size, seed."""
+
+    artefacts: tuple[str, ...] = ARTEFACTS
+    position: int | None = None
+    scale: float = 1.0
+    colour: tuple[int, int, int] | None = None
+    removal: bool = True
+    split: str = "test"
+    bootstrap: int = 1000
+    seed: int = 0
+
+
+def parse_artefacts(text: str) -> tuple[str, ...]:
+    """Artefact names from a comma list; DataError naming the valid ones for an unknown name."""
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [n for n in names if n not in ARTEFACTS]
+    if unknown or not names:
+        raise DataError(f"--artefact: unknown artefact '{unknown[0] if unknown else text}'; valid names: "
+                        f"{', '.join(ARTEFACTS)}")
+    return names
+
+
+def insert_artefact(images: torch.Tensor, name: str, seed: int = 0, position: int | None = None,
+                    scale: float = 1.0, colour: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """uint8 RGB images (N, 3, S, S) with artefact `name` drawn in by derm-synth's renderer."""
+    n, _, size, _ = images.shape
+    rng = np.random.default_rng(seed)
+    flags = {a: np.full(n, a == name) for a in ARTEFACTS} | {"hair": np.zeros(n, bool)}
+    p = synthetic._artefact_params(rng, flags, size)
+    if position is not None:
+        p = _placed(p, name, position, size)
+    for key in _SIZE_KEYS[name]:
+        p[key] = p[key] * scale
+    if name == "patch":
+        p = _patch_geometry(p, size)
+    if colour is not None and name == "patch":
+        p["patch_chart"] = np.broadcast_to(np.asarray(colour, np.float32), p["patch_chart"].shape).copy()
+    p = {k: v if v.dtype.kind in "bi" else v.astype(np.float32) for k, v in p.items()}
+    grid = synthetic._Grid(size)
+    img = images.numpy().astype(np.float32)
+    if colour is not None and name == "ink":
+        alpha = np.zeros_like(img)
+        synthetic._draw_artefact(alpha, p, grid, name)  # on black the drawn value is INK * alpha
+        alpha = alpha / synthetic._INK
+        img = img + (np.asarray(colour, np.float32).reshape(1, 3, 1, 1) - img) * alpha
+    else:
+        synthetic._draw_artefact(img, p, grid, name)
+    return torch.from_numpy(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+
+
+def _placed(p: dict, name: str, position: int, size: int) -> dict:
+    """Parameters with every image's artefact at one corner/edge (0-3)."""
+    if not 0 <= position <= 3:
+        raise DataError(f"--position {position}: use 0-3 (corner TL, TR, BL, BR; ruler edge top, bottom, left, right)")
+    p = dict(p)
+    p[_PLACE[name]] = np.full_like(p[_PLACE[name]], position)
+    if name == "ink":
+        off = np.where(p["ink_cx"] > size / 2, size - p["ink_cx"], p["ink_cx"])
+        p["ink_cx"] = np.where(position % 2 == 1, size - off, off)
+        p["ink_cy"] = np.where(position >= 2, size - off, off)
+    return p
+
+
+def _patch_geometry(p: dict, size: int) -> dict:
+    """Patch corner coordinates recomputed from its corner, side and margin (after a move or a resize)."""
+    p = dict(p)
+    margin = np.minimum(p["patch_x0"], size - p["patch_x0"] - p["patch_side"]).clip(min=1)
+    side = np.minimum(p["patch_side"], 0.24 * size)  # the renderer draws within a corner window of 0.245 size
+    p["patch_side"] = side
+    p["patch_x0"] = np.where(p["patch_corner"] % 2 == 1, size - margin - side, margin)
+    p["patch_y0"] = np.where(p["patch_corner"] >= 2, size - margin - side, margin)
+    return p
+
+
+def remove_artefact(images: torch.Tensor, mask: torch.Tensor, iterations: int | None = None) -> torch.Tensor:
+    """uint8 images with the pixels where `mask` (N, S, S) > 0 filled by harmonic (diffusion) inpainting."""
+    x = images.float()
+    hole = (mask > 0)[:, None].expand_as(x)
+    known = (~hole).float()
+    # start from the mean of the known pixels, then relax: hole pixels take their neighbours' mean
+    mean = (x * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1)
+    x = torch.where(hole, mean.expand_as(x), x)
+    for _ in range(iterations or images.shape[-1]):
+        x = torch.where(hole, F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1), x)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def positive_class(class_names: list[str]) -> int:
+    """Index of the malignant class (by name), else the last class."""
+    for name in POSITIVE_NAMES:
+        if name in class_names:
+            return class_names.index(name)
+    return len(class_names) - 1
+
+
+def balanced_accuracy(pred: np.ndarray, label: np.ndarray, classes: int) -> np.ndarray:
+    """Balanced accuracy of each row of (B, n) predictions and labels (classes absent from a row left out)."""
+    pred, label = np.atleast_2d(pred), np.atleast_2d(label)
+    onehot = label[..., None] == np.arange(classes)  # (B, n, K)
+    correct = (onehot & (pred == label)[..., None]).sum(-2)
+    support = onehot.sum(-2)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.where(support > 0, correct / np.maximum(support, 1), np.nan), -1)
+
+
+def probe_effects(before: np.ndarray, after: np.ndarray, label: np.ndarray, positive: int, bootstrap: int,
+                  seed: int) -> dict[str, float]:
+    """Flip rate, mean change of P(positive) and balanced-accuracy change, each with a bootstrap 95 % CI."""
+    classes = before.shape[1]
+    p0, p1 = before.argmax(1), after.argmax(1)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(label), (bootstrap, len(label)))
+    flips = p0 != p1
+    delta = after[:, positive] - before[:, positive]
+    bacc = float((balanced_accuracy(p1, label, classes) - balanced_accuracy(p0, label, classes))[0])
+    boot_bacc = balanced_accuracy(p1[idx], label[idx], classes) - balanced_accuracy(p0[idx], label[idx], classes)
+    out = {"n": int(len(label)), "flip_rate": float(flips.mean()), "delta_positive_prob": float(delta.mean()),
+           "delta_balanced_accuracy": float(bacc)}
+    for key, boot in (("flip_rate", flips[idx].mean(1)), ("delta_positive_prob", delta[idx].mean(1)),
+                      ("delta_balanced_accuracy", boot_bacc)):
+        low, high = np.quantile(boot, [0.025, 0.975]) if len(boot) else (np.nan, np.nan)
+        out[f"{key}_low"], out[f"{key}_high"] = float(low), float(high)
+    return out
+
+
+def probe_images(data: ImageSet, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(positions without the artefact, positions with it) in a split, from the concept table when it says."""
+    idx = np.flatnonzero(data.split == split)
+    if data.concepts is not None and name in data.concepts.columns:
+        present = data.concepts[name].to_numpy()[idx] > 0
+        return idx[~present], idx[present]
+    return idx, idx[:0]
+
+
+def probe_run(model_probs, data: ImageSet, opts: ProbeOptions, seed: int) -> list[dict]:
+    """Probe rows of one model: `model_probs(uint8 images) -> probabilities (N, K)`, for every artefact asked."""
+    rows = []
+    labels = data.labels.numpy()
+    positive = positive_class(data.class_names)
+    for k, name in enumerate(opts.artefacts):
+        without, with_it = probe_images(data, name, opts.split)
+        if data.in_chans != 3:
+            raise DataError(f"{data.source}: artefact insertion draws RGB artefacts; this dataset has "
+                            f"{data.in_chans} channel(s)")
+        if len(without):
+            clean = data.images[without]
+            before = model_probs(clean)
+            after = model_probs(insert_artefact(clean, name, seed=opts.seed + k, position=opts.position,
+                                                scale=opts.scale, colour=opts.colour))
+            rows.append({"probe": "insert", "artefact": name,
+                         **probe_effects(before, after, labels[without], positive, opts.bootstrap, opts.seed)})
+        if opts.removal and len(with_it) and name in data.artefact_masks:
+            dirty = data.images[with_it]
+            before = model_probs(dirty)
+            after = model_probs(remove_artefact(dirty, data.artefact_masks[name][with_it]))
+            rows.append({"probe": "remove", "artefact": name,
+                         **probe_effects(before, after, labels[with_it], positive, opts.bootstrap, opts.seed)})
+    return rows
+
+
+def probe_table(run_dir: Path, opts: ProbeOptions = ProbeOptions()) -> pd.DataFrame:
+    """Probe rows for every run of a study (final weights), with the run's ID vs OOD gap; written to features/."""
+    from medattn.analysis.usage import FEATURES_DIR, RUN_KEYS, load_context, predict_checkpoint, study_runs
+    from medattn.data.dataset_spec import load_dataset
+    from medattn.report.inputs import find_results_file, read_results
+
+    runs = study_runs(run_dir)
+    ctx = load_context(run_dir)
+    gaps = ood_gaps(read_results(find_results_file(run_dir)))
+    rows = []
+    for spec, group in runs.groupby("dataset_spec", sort=False):
+        data = load_dataset(spec, ctx)
+        for row in group.itertuples():
+            path = Path(row.artifact_dir) / "model.safetensors"
+            for r in probe_run(lambda imgs, p=path: predict_checkpoint(p, imgs), data, opts, int(row.seed)):
+                key = {k: getattr(row, k) for k in RUN_KEYS}
+                rows.append({**key, **r, "ood_gap": gaps.get((row.dataset, row.model, int(row.seed)), np.nan)})
+    table = pd.DataFrame(rows)
+    out = run_dir / FEATURES_DIR
+    out.mkdir(exist_ok=True)
+    table.to_csv(out / PROBES_FILE, index=False, float_format="%.6g")
+    return table
+
+
+def ood_gaps(results: pd.DataFrame) -> dict[tuple, float]:
+    """Balanced accuracy on test minus on every test_* split (mean), per (dataset, model, seed)."""
+    ba = results[results["metric"] == "balanced_accuracy"]
+    test = ba[ba["split"] == "test"].set_index(["dataset", "model", "seed"])["value"]
+    ood = ba[ba["split"].str.startswith("test_")].groupby(["dataset", "model", "seed"])["value"].mean()
+    gap = (test - ood).dropna()
+    return {(d, m, int(s)): float(v) for (d, m, s), v in gap.items()}

@@ -1,0 +1,65 @@
+"""The `features:` block of a study spec: feature usage and shortcut probes run at the end of `medattn study run`.
+
+    features:
+      epochs: [5, 10, final]       # saved checkpoints (train.save_epochs) and/or the final weights
+      file: extra_features.csv     # optional CSV with an id column (as `medattn features --features`)
+      correction: holm             # holm | bh, across the features of one run and epoch
+      probes: [patch, ruler, ink]  # artefacts to insert (empty: no probes)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from medattn.data.synthetic import ARTEFACTS
+from medattn.schema import Strict
+
+
+class FeaturesSpec(Strict):
+    """Which epochs, extra features, correction, probes and resampling sizes the feature analysis uses."""
+
+    epochs: list[int | Literal["final"]] = Field(default_factory=lambda: ["final"], min_length=1)
+    file: str | None = None
+    id_column: str | None = None
+    correction: Literal["holm", "bh"] = "holm"
+    probes: list[str] = Field(default_factory=list)
+    permutations: int = Field(999, ge=19)
+    bootstrap: int = Field(200, ge=0)
+
+    @field_validator("probes")
+    @classmethod
+    def _known_artefacts(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in ARTEFACTS]
+        if unknown:
+            raise ValueError(f"unknown artefact '{unknown[0]}'; valid names: {', '.join(ARTEFACTS)}")
+        return value
+
+    @field_validator("epochs")
+    @classmethod
+    def _positive(cls, value: list) -> list:
+        if any(isinstance(e, int) and e < 1 for e in value):
+            raise ValueError("epochs are positive numbers of saved checkpoints (train.save_epochs) or 'final'")
+        return value
+
+
+def run_feature_analysis(spec: FeaturesSpec, out_dir: Path) -> list[Path]:
+    """Write features/usage.csv (and features/probes.csv when probes are asked for); return the files written."""
+    from medattn.analysis.probes import PROBES_FILE, ProbeOptions, probe_table
+    from medattn.analysis.usage import FEATURES_DIR, USAGE_FILE, UsageOptions, usage_table
+
+    usage_table(out_dir, UsageOptions(epochs=spec.epochs, features_file=spec.file, id_column=spec.id_column,
+                                      correction=spec.correction, permutations=spec.permutations,
+                                      bootstrap=spec.bootstrap))
+    written = [out_dir / FEATURES_DIR / USAGE_FILE]
+    if spec.probes:
+        probe_table(out_dir, ProbeOptions(artefacts=tuple(spec.probes)))
+        written.append(out_dir / FEATURES_DIR / PROBES_FILE)
+    return written
+
+
+def unsaved_epochs(spec: FeaturesSpec, save_epochs: list[int]) -> list[int]:
+    """The epochs `features.epochs` asks for that `train.save_epochs` does not save."""
+    return [e for e in spec.epochs if e != "final" and e not in save_epochs]

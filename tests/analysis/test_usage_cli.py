@@ -1,0 +1,93 @@
+"""`medattn features RUN_DIR` end to end on a tiny derm-synth study, and its bad-input errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from run_helpers import make_run_dir
+
+MEDATTN = Path(sys.executable).parent / "medattn"
+
+
+def _medattn(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(MEDATTN), *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("study"), save_epochs=(1,))
+
+
+def test_features_writes_the_usage_table_for_final_and_saved_epochs(run_dir, tmp_path):
+    extra = tmp_path / "extra.csv"
+    ids = [str(i) for i in range(300)]
+    pd.DataFrame({"id": ids, "odd": [int(i) % 2 for i in ids], "same": 1}).to_csv(extra, index=False)
+    done = _medattn("features", run_dir, "--epochs", "1,final", "--features", extra, "--bootstrap", "20")
+    assert done.returncode == 0, done.stderr
+    assert "feature 'same' skipped (constant over all images)" in done.stdout
+    table = pd.read_csv(run_dir / "features" / "usage.csv")
+    assert set(table["epoch"].astype(str)) == {"1", "final"}
+    assert {"patch", "asymmetry", "hair", "odd", "border_compactness"} <= set(table["feature"])
+    assert "same" not in set(table["feature"])
+    assert table["source"].notna().all() and (table["correction"] == "holm").all()
+    assert (table["p_adjusted"] >= table["pvalue"] - 1e-12).all()
+    assert (table["n"] == 45).all()  # the 15 % test split of 300 images
+
+
+def _medattn_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI entry point in this process (no interpreter start-up); return (exit code, stderr)."""
+    from medattn.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["medattn", *map(str, args)])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0), capsys.readouterr().err
+    return 0, capsys.readouterr().err
+
+
+def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, monkeypatch, capsys):
+    no_id = tmp_path / "no_id.csv"
+    pd.DataFrame({"name": ["a"], "f": [1]}).to_csv(no_id, index=False)
+    unmatched = tmp_path / "unmatched.csv"
+    pd.DataFrame({"id": ["x1", "x2"], "f": [1, 2]}).to_csv(unmatched, index=False)
+    cases = [(("--features", no_id), "no_id.csv: no id column"),
+             (("--features", unmatched), "unmatched.csv column 'id': none of its 2 ids"),
+             (("--epochs", "7"), "no checkpoint for epoch(s) 7 (saved: 1); set `train: save_epochs: [7]`"),
+             (("--epochs", "x"), "--epochs: 'x'")]
+    for args, message in cases:
+        code, err = _medattn_in_process(monkeypatch, capsys, "features", run_dir, *args)
+        assert code == 2 and message in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(run_dir, monkeypatch, capsys):
+    code, err = _medattn_in_process(monkeypatch, capsys, "probe", run_dir, "--artefact", "patch,ink",
+                                    "--bootstrap", "50")
+    assert code == 0, err
+    table = pd.read_csv(run_dir / "features" / "probes.csv")
+    assert set(zip(table["probe"], table["artefact"], strict=True)) == {("insert", "patch"), ("insert", "ink"),
+                                                                        ("remove", "patch")}
+    assert table["flip_rate"].between(0, 1).all() and table["ood_gap"].notna().all()
+    assert (table["flip_rate_low"] <= table["flip_rate"]).all()
+    assert (table["flip_rate"] <= table["flip_rate_high"]).all()
+    code, err = _medattn_in_process(monkeypatch, capsys, "probe", run_dir, "--artefact", "sticker")
+    assert code == 2 and "valid names: patch, ruler, ink" in err
+
+
+def test_report_shows_feature_usage_and_shortcut_probes(run_dir):
+    """Runs after the features and probe tests above: the report picks their tables up."""
+    from medattn.report.build import build_report
+
+    paths = build_report(run_dir)
+    text = paths.markdown.read_text()
+    assert "### Feature usage" in text and "### Shortcut probes" in text
+    assert "feature-usage-synth.png" in text and "feature-usage-curves-synth.png" in text
+    assert "ABCD features per class" in text and re.search(r"\|\s*insert\s*\|\s*patch\s*\|", text)
