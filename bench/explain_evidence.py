@@ -84,6 +84,7 @@ def shortcut_difference(runs: list[dict]) -> dict:
     """Welch 95 % CI of mean artefact energy, strong (0.95) minus weak (0.5) shortcut models."""
     strong = np.concatenate([np.array(r["artefact_energy"]) for r in runs if r["shortcut_corr"] == 0.95])
     weak = np.concatenate([np.array(r["artefact_energy"]) for r in runs if r["shortcut_corr"] == 0.5])
+    strong, weak = strong[np.isfinite(strong)], weak[np.isfinite(weak)]  # an all-zero map has no energy share
     vs, vw = strong.var(ddof=1) / len(strong), weak.var(ddof=1) / len(weak)
     dof = (vs + vw) ** 2 / (vs ** 2 / (len(strong) - 1) + vw ** 2 / (len(weak) - 1))
     diff, half = strong.mean() - weak.mean(), stats.t.ppf(0.975, dof) * np.sqrt(vs + vw)
