@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from medattn.data.spec import LoadContext, load_dataset
 from rich.console import Console
 from rich.table import Table
 
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import LoadContext, load_dataset
 from medattn.models.cost import forward_flops
 from medattn.models.stem import STEMS
 from medattn.train.config import ModelConfig, TrainConfig
