@@ -15,6 +15,8 @@ from medattn.attention import MECHANISMS, create_attention
 from medattn.models import BACKBONES, build_model
 from medattn.models.cost import StoragePeak, cost_table, forward_flops, measure_cost, peak_step_memory_mb
 from medattn.models.describe import combinations, list_backbones, list_mechanisms
+from medattn.models.stem import default_stem
+from medattn.train.precision import resolve_precision
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention.py"
 MiB = 2**20
@@ -89,6 +91,11 @@ def test_measure_cost_reports_every_field():
     assert row["placement"] == {"stages": [4], "where": "after_conv", "blocks": "all"}
     assert row["flops"] > 0 and row["train_images_per_s"] > 0 and row["infer_images_per_s"] > 0
     assert row["peak_memory_mb"] > 0 and row["device"] == "cpu"
+    assert row["stem"] == default_stem(28) and row["channels_last"] is False
+    assert row["precision"] == resolve_precision("auto", torch.device("cpu")).name
+    pinned = measure_cost("resnet18", image_size=28, batch_size=2, warmup=0, repeats=1, precision="fp32",
+                          small_stem=True)
+    assert pinned["precision"] == "fp32" and pinned["stem"] == "s1"
 
 
 def test_cost_table_has_a_row_per_combination_and_ratios_to_the_plain_backbone():

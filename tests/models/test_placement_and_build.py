@@ -15,6 +15,7 @@ from medattn.attention.mhsa import MultiHeadSelfAttention2d
 from medattn.errors import ModelError
 from medattn.models import build_model
 from medattn.models.backbones import swin_geometry, vit_patch_size
+from medattn.models.stem import default_stem
 
 
 def count(model: torch.nn.Module, cls: type) -> int:
@@ -50,7 +51,7 @@ def test_stage_end_blocks_count_modules_in_a_row():
 
 
 def test_conv_replacement_sees_the_feature_size_and_stride_of_the_conv_it_replaces():
-    model = build_model("resnet50", "mhsa", image_size=64, placement={"stages": [2]})
+    model = build_model("resnet50", "mhsa", image_size=64, placement={"stages": [2]}, small_stem=True)
     first, second = model.layer2[0].conv2, model.layer2[1].conv2
     assert first.pos.feat_size == (64, 64) and isinstance(first.pool, torch.nn.AvgPool2d)  # strided block
     assert second.pos.feat_size == (32, 32) and isinstance(second.pool, torch.nn.Identity)
@@ -68,12 +69,31 @@ def test_convnext_gates_sit_on_the_residual_branch():
     assert count(model, SEModule) == 12
 
 
-def test_small_stem_is_automatic_at_64_px_and_below_and_overridable():
-    assert build_model("resnet18", image_size=64).conv1.stride == (1, 1)
-    assert build_model("resnet18", image_size=96).conv1.stride == (2, 2)
+def _stem_stride(model) -> int:
+    """Total downsampling before the first stage, measured on an input (independent of how it is built)."""
+    x = torch.zeros(1, model.medattn_spec["in_chans"], 32, 32)
+    stem = torch.nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool) if hasattr(model, "conv1") \
+        else model.stem if hasattr(model, "stem") else model.conv_stem
+    return 32 // stem(x).shape[-1]
+
+
+@pytest.mark.parametrize(("backbone", "stem", "stride"), [
+    ("resnet18", "s1", 1), ("resnet18", "s2", 2), ("resnet18", "standard", 4),
+    ("convnext_atto", "s1", 1), ("convnext_atto", "s2", 2), ("convnext_atto", "standard", 4),
+    ("efficientnet_b0", "s1", 1), ("efficientnet_b0", "s2", 2), ("efficientnet_b0", "standard", 2),
+])
+def test_each_stem_downsamples_as_named_and_is_recorded(backbone, stem, stride):
+    model = build_model(backbone, image_size=32, stem=stem).eval()
+    assert _stem_stride(model) == stride and model.medattn_spec["stem"] == stem
+
+
+def test_stem_follows_the_policy_and_small_stem_overrides_it():
+    for size in (28, 64, 224):
+        assert build_model("resnet18", image_size=size).medattn_spec["stem"] == default_stem(size)
     assert build_model("resnet18", image_size=96, small_stem=True).conv1.stride == (1, 1)
-    assert build_model("convnext_atto", image_size=28).stem[0].stride == (1, 1)
+    assert build_model("resnet18", image_size=28, small_stem=False).medattn_spec["stem"] == "standard"
     assert build_model("efficientnet_b0", image_size=28, in_chans=1).conv_stem.in_channels == 1
+    assert build_model("vit_tiny", image_size=28).medattn_spec["stem"] == "patch"
 
 
 @pytest.mark.parametrize(("backbone", "timm_name", "attention", "timm_args"), [
@@ -115,7 +135,7 @@ def test_rebuilding_from_the_spec_reloads_a_checkpoint_exactly():
     spec = model.medattn_spec
     assert spec == {"backbone": "resnet18", "attention": "aa", "image_size": 28, "in_chans": 3,
                     "placement": {"stages": [3, 4], "where": "replace_3x3", "blocks": "all"},
-                    "options": {"heads": 4}}
+                    "options": {"heads": 4}, "stem": default_stem(28)}
     again = build_model(spec["backbone"], spec["attention"], image_size=28, placement=spec["placement"],
                         **spec["options"]).eval()
     again.load_state_dict(model.state_dict())

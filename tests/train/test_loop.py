@@ -11,7 +11,7 @@ import torch
 
 from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.errors import TrainingFailed
-from medattn.train.checkpoint import load_model
+from medattn.train.checkpoint import load_checkpoint, load_model
 from medattn.train.config import AugmentConfig, ModelConfig, TrainConfig
 from medattn.train.loop import train_run
 
@@ -53,11 +53,13 @@ def test_same_seed_same_numbers_other_seed_differs(small, tmp_path):
 
 
 def test_artifacts_reload_to_the_same_predictions(small, tmp_path):
-    cfg = TrainConfig(**FAST, save_epochs=[1])
+    cfg = TrainConfig(**FAST, save_epochs=[1], precision="fp32")
     result = train_run(small, TINY, cfg, 0, tmp_path)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["status"] == "ok" and written["metrics"]["test"] == result.metrics["test"]
     assert set(written["timing"]) == {"train_images_per_s", "eval_images_per_s", "train_seconds"}
+    assert written["hardware"]["precision"] == "fp32" and written["hardware"]["stem"] == "standard"
+    assert written["hardware"]["threads"] == torch.get_num_threads()
     assert (tmp_path / "epoch_001.safetensors").exists() and (tmp_path / "epoch_001.json").exists()
     preds = pd.read_csv(tmp_path / "predictions_test.csv")
     assert len(preds) == 200 and list(preds.columns) == ["index", "label", "prob_0", "prob_1"]
@@ -94,7 +96,7 @@ def test_class_weighted_loss_raises_minority_recall(small, tmp_path):
     minority = int(torch.bincount(train_labels).argmin())  # 'normal': about a quarter of PneumoniaMNIST
     recall = {}
     for weighted in (False, True):
-        cfg = TrainConfig(**FAST, class_weighted=weighted, augment=AugmentConfig(enabled=False))
+        cfg = TrainConfig(**FAST, class_weighted=weighted, augment=AugmentConfig(enabled=False), precision="fp32")
         train_run(small, TINY, cfg, 0, tmp_path / str(weighted))
         preds = pd.read_csv(tmp_path / str(weighted) / "predictions_test.csv")
         predicted = preds[["prob_0", "prob_1"]].to_numpy().argmax(1)
@@ -102,3 +104,36 @@ def test_class_weighted_loss_raises_minority_recall(small, tmp_path):
     print("minority-class test recall, plain vs class-weighted:", recall)
     # measured (CPU, deterministic): plain 0.000, weighted 0.082 of the 73 minority test images
     assert recall[True] >= recall[False] + 0.05, recall
+
+
+def test_bf16_run_keeps_fp32_weights_and_predictions(small, tmp_path):
+    """bf16 autocast computes the forward; weights, softmax outputs and saved predictions stay fp32."""
+    result = train_run(small, TINY, TrainConfig(**FAST, precision="bf16"), 0, tmp_path)
+    assert result.hardware["precision"] == "bf16" and result.hardware["channels_last"] is False  # 28 px rule
+    state, _ = load_checkpoint(tmp_path / "model.safetensors")
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
+    preds = pd.read_csv(tmp_path / "predictions_test.csv")
+    model, sidecar = load_model(tmp_path / "model.safetensors")
+    mean, std = torch.tensor(sidecar["data"]["mean"]), torch.tensor(sidecar["data"]["std"])
+    x = (small.images[preds["index"].to_numpy().copy()].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        probs = model(x).float().softmax(1).numpy()
+    assert np.allclose(probs, preds[["prob_0", "prob_1"]].to_numpy(), atol=1e-4)  # same bf16 computation
+    assert np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_checkpoint_without_a_recorded_stem_rebuilds_the_stem_it_was_trained_with(tmp_path):
+    """Checkpoints written before the stem policy (no `stem` in the sidecar) used the stride-1 stem <= 64 px."""
+    from medattn.models.build import build_model
+    from medattn.train.checkpoint import save_checkpoint
+
+    old = build_model("resnet18", num_classes=2, in_chans=1, image_size=28, small_stem=True).eval()
+    sidecar = {"model": {"backbone": "resnet18", "attention": "none", "placement": None, "attention_kwargs": {},
+                         "small_stem": None, "drop_rate": 0.0},
+               "data": {"num_classes": 2, "in_chans": 1, "image_size": 28}}
+    save_checkpoint(old.state_dict(), tmp_path / "old.safetensors", sidecar)
+    model, _ = load_model(tmp_path / "old.safetensors")
+    assert model.medattn_spec["stem"] == "s1"
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), old(x))

@@ -2,8 +2,9 @@
 
 A CNN adapter knows, for its architecture, the list of stages (each an nn.Sequential of blocks), where a
 gating module sits in a block (`after_conv`: on the residual branch after its last convolution, before the
-addition), which convolution is the block's spatial one (`replace_3x3`), and how to shrink the stem for
-28-64 px images. Transformers are built by timm with patch (and window) sizes chosen from the image size.
+addition), which convolution is the block's spatial one (`replace_3x3`), and how to build the stride-1 and
+stride-2 stems for small images (which stem a size gets is medattn.models.stem's policy). Transformers are
+built by timm with patch (and window) sizes chosen from the image size.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import timm
 import torch.nn as nn
 
 from medattn.errors import ModelError
+from medattn.models.stem import SMALL_IMAGE, resolve_stem
 
-SMALL_IMAGE = 64  # at or below this size the stem keeps resolution (no stride-2 conv + max-pool)
+__all__ = ["SMALL_IMAGE", "BACKBONES", "get_backbone"]
 
 
 class CnnAdapter:
@@ -61,6 +63,17 @@ class CnnAdapter:
         """Replace the stride-4 stem by a stride-1 3x3 conv so 28-64 px images keep spatial detail."""
         raise NotImplementedError
 
+    def stride2_stem(self, model: nn.Module, in_chans: int) -> None:
+        """Make the stem downsample by 2 only (the standard stem of a stride-2-stem family is left as is)."""
+        raise NotImplementedError
+
+    def apply_stem(self, model: nn.Module, in_chans: int, stem: str) -> None:
+        """Give the model the stem `stem` (see medattn.models.stem): s1, s2 or standard."""
+        if stem == "s1":
+            self.shrink_stem(model, in_chans)
+        elif stem == "s2":
+            self.stride2_stem(model, in_chans)
+
 
 class ResNetAdapter(CnnAdapter):
     """timm ResNet (BasicBlock / Bottleneck): gate at `block.se`, spatial conv `conv2`."""
@@ -87,6 +100,9 @@ class ResNetAdapter(CnnAdapter):
         out = model.conv1.out_channels
         model.conv1 = nn.Conv2d(in_chans, out, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
+
+    def stride2_stem(self, model: nn.Module, in_chans: int) -> None:
+        model.maxpool = nn.Identity()  # the 7x7 stride-2 convolution stays
 
 
 class EfficientNetAdapter(CnnAdapter):
@@ -131,6 +147,9 @@ class EfficientNetAdapter(CnnAdapter):
         out = model.conv_stem.out_channels
         model.conv_stem = nn.Conv2d(in_chans, out, kernel_size=3, stride=1, padding=1, bias=False)
 
+    def stride2_stem(self, model: nn.Module, in_chans: int) -> None:
+        return None  # EfficientNet's own stem is a stride-2 3x3 convolution
+
 
 class ConvNeXtAdapter(CnnAdapter):
     """timm ConvNeXt: gate before the drop-path of the residual branch, spatial conv `conv_dw` (7x7 dw)."""
@@ -156,6 +175,10 @@ class ConvNeXtAdapter(CnnAdapter):
     def shrink_stem(self, model: nn.Module, in_chans: int) -> None:
         out = model.stem[0].out_channels
         model.stem[0] = nn.Conv2d(in_chans, out, kernel_size=3, stride=1, padding=1)
+
+    def stride2_stem(self, model: nn.Module, in_chans: int) -> None:
+        out = model.stem[0].out_channels
+        model.stem[0] = nn.Conv2d(in_chans, out, kernel_size=2, stride=2)  # patchify 2x2 instead of 4x4
 
 
 def _pow2_floor(n: int, low: int, high: int) -> int:
@@ -188,13 +211,12 @@ class Backbone:
     adapter: CnnAdapter | None = None
 
     def create(self, num_classes: int, in_chans: int, image_size: int, drop_rate: float,
-               small_stem: bool | None) -> nn.Module:
-        """The plain network for this image size (small stem for CNNs at <= 64 px unless told otherwise)."""
+               small_stem: bool | None, stem: str = "auto") -> nn.Module:
+        """The plain network for this image size, CNNs with the stem `resolve_stem` picks (models/stem.py)."""
         if self.adapter is None:
             return _create_transformer(self.name, num_classes, in_chans, image_size, drop_rate)
         model = self.adapter.create(num_classes, in_chans, drop_rate)
-        if small_stem if small_stem is not None else image_size <= SMALL_IMAGE:
-            self.adapter.shrink_stem(model, in_chans)
+        self.adapter.apply_stem(model, in_chans, resolve_stem(image_size, small_stem, stem))
         return model
 
 

@@ -10,13 +10,14 @@ from medattn.attention.registry import check_mechanism_options, get_mechanism
 from medattn.errors import ModelError
 from medattn.models import placement as placing
 from medattn.models.backbones import BACKBONES, SMALL_IMAGE, get_backbone
+from medattn.models.stem import resolve_stem
 
 __all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
 
 
 def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in_chans: int = 3,
                 image_size: int = 224, small_stem: bool | None = None, drop_rate: float = 0.0,
-                placement: dict | None = None, **attention_kwargs: Any) -> nn.Module:
+                placement: dict | None = None, stem: str = "auto", **attention_kwargs: Any) -> nn.Module:
     """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's).
 
     Args:
@@ -25,9 +26,10 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
         num_classes: classifier outputs.
         in_chans: input channels (1 for grey-scale images).
         image_size: input side in pixels; mechanisms that replace a convolution get their feature size from it.
-        small_stem: shrink the stem for small images (None: automatically for images of at most 64 px).
+        small_stem: override of the stem policy: True the stride-1 stem, False the standard stem, None: `stem`.
         drop_rate: dropout before the classifier.
         placement: where the mechanism goes (stages, where, blocks); None: the mechanism's default placement.
+        stem: s1, s2, standard, or auto (the measured policy of :mod:`medattn.models.stem` for this size).
         **attention_kwargs: options of the mechanism (``Mechanism.options()``); unknown ones are a ModelError.
     """
     entry = get_backbone(backbone)
@@ -40,7 +42,7 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
     check_mechanism_options(mechanism, attention_kwargs)
 
     def create() -> nn.Module:
-        return entry.create(num_classes, in_chans, image_size, drop_rate, small_stem)
+        return entry.create(num_classes, in_chans, image_size, drop_rate, small_stem, stem)
 
     model = create()
     resolved = None
@@ -51,6 +53,7 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
     model.medattn_spec = {
         "backbone": backbone, "attention": mechanism.name, "image_size": image_size, "in_chans": in_chans,
         "placement": resolved.as_dict() if resolved else None, "options": dict(attention_kwargs),
+        "stem": resolve_stem(image_size, small_stem, stem) if entry.adapter is not None else "patch",
     }
     return model
 

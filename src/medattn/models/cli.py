@@ -44,6 +44,7 @@ def models_cost(
     in_chans: int = typer.Option(3, help="Input channels."),
     batch_size: int = typer.Option(16, help="Batch size of the throughput and memory measurement."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    precision: str = typer.Option("auto", help="auto (what training would use here), fp32, bf16, fp16."),
     csv: Path = typer.Option(None, help="Also write the table to this CSV file."),
 ) -> None:
     """Measure params, FLOPs, train/inference images/s and peak memory for one or every combination."""
@@ -59,14 +60,15 @@ def models_cost(
                          f"{', '.join(sorted({a for _, a in known}))}")
     table = cost_table(image_size=size, in_chans=in_chans, backbones=[backbone] if backbone else None,
                        attentions=[attention] if attention else None, batch_size=batch_size,
-                       device=None if device == "auto" else device)
+                       device=None if device == "auto" else device, precision=precision)
     if table.empty:
         raise ModelError(f"--backbone {backbone} cannot hold --attention {attention} (transformer baselines "
                          f"take attention 'none')")
     if csv:
         table.to_csv(csv, index=False)
     out = Table(title=f"cost at {size} px, {in_chans} channel(s), batch {batch_size}, {table['device'].iloc[0]}")
-    columns = {"backbone": "backbone", "attention": "attention", "params": "params (M)", "flops": "GFLOPs/img",
+    columns = {"backbone": "backbone", "attention": "attention", "stem": "stem", "precision": "precision",
+               "params": "params (M)", "flops": "GFLOPs/img",
                "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s",
                "peak_memory_mb": "peak MiB", "train_time_vs_none": "time vs none"}
     scale = {"params": 1e-6, "flops": 1e-9}

@@ -4,8 +4,11 @@
 - flops: forward FLOPs per image (a multiply-add counts 2), counted by `torch.utils.flop_counter.FlopCounterMode`
   on a meta-device copy of the model (shapes only, nothing computed), with scaled-dot-product attention routed
   to its math form so its matrix products are counted on every device.
-- train_images_per_s / infer_images_per_s: timed SGD steps (forward, cross-entropy, backward, momentum SGD) in
-  train mode and forward passes in eval/inference mode, after `warmup` untimed ones.
+- train_images_per_s / infer_images_per_s: timed training steps (forward under autocast, fp32 cross-entropy,
+  backward, AdamW) in train mode and forward passes in inference mode, after `warmup` untimed ones, best of
+  `repeats` (medattn.models.throughput, the same code bench/train_throughput.py times), at the precision and
+  memory format a training run would use on that device (`precision`, the channels_last rule), both recorded
+  in the table with the stem the model was built with.
 - peak_memory_mb: peak memory of one forward + backward pass in train mode above what was allocated before it
   (activations, gradients, temporaries; not parameters, optimizer state or the input batch). On CUDA it is
   `torch.cuda.max_memory_allocated` minus the memory allocated before the step; on CPU it is the peak of the
@@ -16,7 +19,6 @@
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +34,9 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from medattn.models.build import build_model
 from medattn.models.describe import combinations
+from medattn.models.throughput import Variant, compare_throughput
+from medattn.train.layout import use_channels_last
+from medattn.train.precision import resolve_precision
 
 MB = 2**20
 
@@ -71,11 +76,12 @@ def _sync(device: torch.device) -> None:
 
 
 def forward_flops(backbone: str, attention: str, image_size: int, in_chans: int = 3, num_classes: int = 2,
-                  placement: dict | None = None, small_stem: bool | None = None, **attention_kwargs: Any) -> int:
+                  placement: dict | None = None, small_stem: bool | None = None, stem: str = "auto",
+                  **attention_kwargs: Any) -> int:
     """Forward FLOPs for one image, counted on a meta-device copy (nothing is computed)."""
     with torch.device("meta"):
         model = build_model(backbone, attention, num_classes, in_chans, image_size, placement=placement,
-                            small_stem=small_stem, **attention_kwargs).eval()
+                            small_stem=small_stem, stem=stem, **attention_kwargs).eval()
         x = torch.empty(1, in_chans, image_size, image_size)
     counter = FlopCounterMode(display=False)
     with counter, sdpa_kernel([SDPBackend.MATH]), torch.no_grad():
@@ -83,26 +89,9 @@ def forward_flops(backbone: str, attention: str, image_size: int, in_chans: int 
     return int(counter.get_total_flops())
 
 
-def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
-    optimizer.step()
-
-
 def _forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     model.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
-
-
-def _images_per_s(step: Callable[[], object], batch: int, device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    _sync(device)
-    return batch * repeats / (time.perf_counter() - start)
+    nn.functional.cross_entropy(model(x).float(), y).backward()
 
 
 def peak_step_memory_mb(step: Callable[[], object], device: torch.device) -> float:
@@ -123,40 +112,44 @@ def peak_step_memory_mb(step: Callable[[], object], device: torch.device) -> flo
 def measure_cost(backbone: str, attention: str = "none", image_size: int = 224, in_chans: int = 3,
                  num_classes: int = 2, placement: dict | None = None, batch_size: int | None = None,
                  device: str | torch.device | None = None, warmup: int = 1, repeats: int = 3,
-                 small_stem: bool | None = None, **attention_kwargs: Any) -> dict[str, Any]:
+                 small_stem: bool | None = None, precision: str = "auto", stem: str = "auto",
+                 **attention_kwargs: Any) -> dict[str, Any]:
     """Params, FLOPs/image, train and inference images/s and peak training memory (MiB) of one model."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     batch = batch_size or (32 if device.type == "cuda" else 8)
     torch.manual_seed(0)
     model = build_model(backbone, attention, num_classes, in_chans, image_size, placement=placement,
-                        small_stem=small_stem, **attention_kwargs).to(device)
+                        small_stem=small_stem, stem=stem, **attention_kwargs).to(device)
     spec = model.medattn_spec
+    resolved = resolve_precision(precision, device, (backbone, attention))
+    variant = Variant(resolved.name, use_channels_last("auto", device, image_size))
+    speed = compare_throughput(model, [variant], batch, image_size, in_chans, num_classes, device,
+                               rounds=repeats, warmup=warmup)[variant.label]
     x = torch.randn(batch, in_chans, image_size, image_size, device=device)
     y = torch.randint(0, num_classes, (batch,), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     model.train()
-    train_ips = _images_per_s(lambda: _train_step(model, optimizer, x, y), batch, device, warmup, repeats)
-    peak = peak_step_memory_mb(lambda: _forward_backward(model, x, y), device)
-    model.eval()
-    with torch.inference_mode():
-        infer_ips = _images_per_s(lambda: model(x), batch, device, warmup, repeats)
+    with resolved.autocast():
+        peak = peak_step_memory_mb(lambda: _forward_backward(model, x, y), device)
     return {
         "backbone": backbone, "attention": spec["attention"], "placement": spec["placement"],
         "image_size": image_size, "in_chans": in_chans, "batch_size": batch, "device": str(device),
+        "stem": spec["stem"], "precision": resolved.name, "channels_last": variant.channels_last,
         "params": sum(p.numel() for p in model.parameters()),
         "flops": forward_flops(backbone, attention, image_size, in_chans, num_classes, placement, small_stem,
-                               **attention_kwargs),
-        "train_images_per_s": train_ips, "infer_images_per_s": infer_ips, "peak_memory_mb": peak,
+                               stem=stem, **attention_kwargs),
+        "train_images_per_s": speed["train_images_per_s"], "infer_images_per_s": speed["infer_images_per_s"],
+        "peak_memory_mb": peak,
     }
 
 
 def cost_table(image_size: int = 224, in_chans: int = 3, num_classes: int = 2, backbones: list[str] | None = None,
                attentions: list[str] | None = None, batch_size: int | None = None,
-               device: str | torch.device | None = None, warmup: int = 1, repeats: int = 3) -> pd.DataFrame:
+               device: str | torch.device | None = None, warmup: int = 1, repeats: int = 3,
+               precision: str = "auto") -> pd.DataFrame:
     """One row per registered (backbone, attention) with default placement, plus ratios to the plain backbone."""
     rows = [
         measure_cost(b, a, image_size, in_chans, num_classes, batch_size=batch_size, device=device,
-                     warmup=warmup, repeats=repeats)
+                     warmup=warmup, repeats=repeats, precision=precision)
         for b, a in combinations()
         if (backbones is None or b in backbones) and (attentions is None or a in attentions)
     ]

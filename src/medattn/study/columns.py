@@ -13,6 +13,7 @@ ID_COLUMNS: tuple[str, ...] = (
 )
 COST_COLUMNS: tuple[str, ...] = ("params", "flops", "train_images_per_s", "infer_images_per_s", "peak_memory_mb")
 RUN_COLUMNS: tuple[str, ...] = (
-    "best_epoch", "epochs_run", "run_train_seconds", "run_train_images_per_s", "tuned_from", "checkpoint",
+    "best_epoch", "epochs_run", "run_train_seconds", "run_train_images_per_s", "run_precision", "run_stem",
+    "tuned_from", "checkpoint",
     "predictions", "artifact_dir", "worker",
 )

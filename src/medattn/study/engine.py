@@ -249,6 +249,7 @@ class Engine:
             return (TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED, value,
                     dict(status="ok", metrics=result.metrics, best_epoch=result.best_epoch,
                          epochs_run=result.epochs_run, timing=result.timing,
+                         hardware=getattr(result, "hardware", {}),
                          artifacts={k: _relative(v, self.plan.artifact_root) for k, v in result.artifacts.items()}))
 
         start = time.time()

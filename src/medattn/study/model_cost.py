@@ -15,7 +15,7 @@ def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, floa
     kwargs: dict[str, Any] = dict(backbone=model_cfg.backbone, attention=model_cfg.attention,
                                   image_size=data.image_size, in_chans=data.in_chans,
                                   num_classes=data.num_classes, placement=model_cfg.placement,
-                                  small_stem=model_cfg.small_stem)
+                                  small_stem=model_cfg.small_stem, stem=model_cfg.stem)
     try:
         cost = measure_cost(**kwargs, **model_cfg.attention_kwargs)
     except Exception as exc:  # cost is informative only: never fail a run over it

@@ -211,7 +211,7 @@ def _reference(cfg: ModelConfig, baseline: bool, raw: list) -> str | None:
         return None
     for name, other, other_baseline in raw:
         if (not other_baseline and other.attention == "none" and other.backbone == cfg.backbone
-                and other.small_stem == cfg.small_stem):
+                and other.small_stem == cfg.small_stem and other.stem == cfg.stem):
             return name
     return None
 
@@ -271,7 +271,7 @@ def _try_build(spec: StudySpec, model: ModelVariant, cfg: ModelConfig, data: Ima
 
     try:
         build_model(cfg.backbone, cfg.attention, num_classes=data.num_classes, in_chans=data.in_chans,
-                    image_size=data.image_size, small_stem=cfg.small_stem, drop_rate=cfg.drop_rate,
+                    image_size=data.image_size, small_stem=cfg.small_stem, stem=cfg.stem, drop_rate=cfg.drop_rate,
                     placement=cfg.placement, **cfg.attention_kwargs)
     except ModelError as exc:
         raise spec.error(origin, f"model '{model.name}': {exc}") from None

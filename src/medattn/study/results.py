@@ -88,6 +88,8 @@ def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str
                "best_epoch": a.get("best_epoch"), "epochs_run": a.get("epochs_run"),
                "run_train_seconds": timing.get("train_seconds"),
                "run_train_images_per_s": timing.get("train_images_per_s"),
+               "run_precision": (a.get("hardware") or {}).get("precision"),
+               "run_stem": (a.get("hardware") or {}).get("stem"),
                "tuned_from": a.get("tuned_from"),
                "checkpoint": _absolute(artifacts.get("checkpoint"), root),
                "artifact_dir": _absolute(a.get("artifact_dir"), root), "worker": a.get("worker")}

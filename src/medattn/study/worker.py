@@ -110,7 +110,8 @@ def run_local_workers(spec_path: Path, plan: Plan, workers: int, threads: int | 
                       log: Log | None = None) -> list[int]:
     """Start `workers` worker subprocesses on this machine, wait for them, return their exit codes."""
     log = log or (lambda msg: print(msg, flush=True))
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = threads or max(1, cores // workers)  # C cores / N workers: no oversubscription
     gpus = _gpu_count()
     procs = []
     for i in range(workers):

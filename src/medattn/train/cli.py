@@ -28,6 +28,7 @@ def train_command(
     lr: float = typer.Option(None, help="Learning rate."),
     batch_size: int = typer.Option(None, help="Batch size."),
     device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
+    precision: str = typer.Option(None, help="auto (bf16 where the hardware is fast at it), fp32, bf16, fp16."),
     data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download,
 ) -> None:
     """Train one model on one dataset and write metrics, per-sample predictions and a checkpoint."""
@@ -38,14 +39,16 @@ def train_command(
     sections = _read_yaml(config) if config else {}
     model_cfg = _validated(ModelConfig, {**sections.get("model", {}), "backbone": backbone, "attention": attention},
                            "model")
-    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device}
+    overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "precision": precision}
     train_cfg = _validated(TrainConfig, {**sections.get("train", {}),
                                          **{k: v for k, v in overrides.items() if v is not None}}, "train")
     dataset = load_dataset(data, context_from_options(data_dir, cache_dir, download))
     result = train_run(dataset, model_cfg, train_cfg, seed, out)
     _print_metrics(result.metrics, f"{backbone}+{attention} on {dataset.name}, seed {seed}, best epoch "
                                    f"{result.best_epoch}/{result.epochs_run}")
-    console.print(f"train {result.timing['train_images_per_s']:.0f} images/s; results in {out}/")
+    hw = result.hardware
+    console.print(f"train {result.timing['train_images_per_s']:.0f} images/s ({hw['precision']}, stem {hw['stem']}, "
+                  f"{hw['threads']} thread(s)); results in {out}/", highlight=False)
 
 
 def _print_metrics(metrics: dict[str, dict[str, float]], title: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from medattn.schema import Strict
 
@@ -32,8 +32,15 @@ class ModelConfig(Strict):
     attention: str = "none"
     placement: dict | None = None
     attention_kwargs: dict = Field(default_factory=dict)
-    small_stem: bool | None = None  # None: automatic (images <= 64 px)
+    small_stem: bool | None = None  # override: true = stride-1 stem, false = standard stem, None = `stem`
+    stem: Literal["auto", "s1", "s2", "standard"] = "auto"  # auto: the measured policy (models/stem.py)
     drop_rate: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_stem_choice(self) -> ModelConfig:
+        if self.small_stem is not None and self.stem != "auto":
+            raise ValueError(f"small_stem and stem both choose the stem; keep small_stem or stem='{self.stem}'")
+        return self
 
 
 class TrainConfig(Strict):
@@ -53,6 +60,6 @@ class TrainConfig(Strict):
     eval_batch_size: int = Field(512, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     device: str = "auto"
-    amp: bool = True  # only used on CUDA
-    channels_last: bool = True  # only used on CUDA
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware is fast at it
+    channels_last: bool | Literal["auto"] = "auto"  # auto: the measured rule (train/layout.py)
     progress: bool = True

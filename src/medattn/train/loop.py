@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,9 @@ from medattn.models.build import build_model
 from medattn.train.augment import augment, channel_stats, to_float
 from medattn.train.checkpoint import save_checkpoint
 from medattn.train.config import ModelConfig, TrainConfig
+from medattn.train.layout import use_channels_last
 from medattn.train.metrics import classification_metrics
+from medattn.train.precision import Precision, resolve_precision
 from medattn.train.progress import EpochProgress
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -37,6 +40,25 @@ class RunResult:
     history: list[dict]
     timing: dict[str, float]
     artifacts: dict[str, str] = field(default_factory=dict)
+    hardware: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Execution:
+    """How the run computes: autocast precision, memory format, device."""
+
+    precision: Precision
+    channels_last: bool
+    device: torch.device
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def describe(self, model: nn.Module) -> dict:
+        """What metrics.json records about it (plus the stem the model was built with and the CPU threads)."""
+        return {"precision": self.precision.name, "precision_reason": self.precision.reason,
+                "channels_last": self.channels_last, "device": str(self.device),
+                "stem": model.medattn_spec["stem"], "threads": torch.get_num_threads()}
 
 
 @dataclass
@@ -63,7 +85,15 @@ def make_model(cfg: ModelConfig, data: ImageSet) -> nn.Module:
     """Build the untrained network a ModelConfig describes for this dataset's classes, channels and size."""
     return build_model(cfg.backbone, cfg.attention, num_classes=data.num_classes, in_chans=data.in_chans,
                        image_size=data.image_size, small_stem=cfg.small_stem, drop_rate=cfg.drop_rate,
-                       placement=cfg.placement, **cfg.attention_kwargs)
+                       placement=cfg.placement, stem=cfg.stem, **cfg.attention_kwargs)
+
+
+def _execution(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, image_size: int) -> _Execution:
+    """Resolve precision and memory format for this run; print the notice when `auto` falls back to fp32."""
+    precision = resolve_precision(train_cfg.precision, device, (model_cfg.backbone, model_cfg.attention))
+    if "falls back" in precision.reason:
+        print(f"notice: training in fp32: {precision.reason}", file=sys.stderr, flush=True)
+    return _Execution(precision, use_channels_last(train_cfg.channels_last, device, image_size), device)
 
 
 def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, out_dir: Path | None,
@@ -86,16 +116,18 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
     train_idx, val_idx = data.indices("train"), data.indices("val")
     mean, std = channel_stats(data.images[train_idx])
     batches = _Batches(data, mean.to(device), std.to(device), data.image_size)
+    run = _execution(model_cfg, train_cfg, device, data.image_size)
     model = make_model(model_cfg, data).to(device)
-    use_cuda = device.type == "cuda"
-    if use_cuda and train_cfg.channels_last:
+    if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    use_cuda = device.type == "cuda"
     steps_per_epoch = _steps_per_epoch(len(train_idx), train_cfg.batch_size)
     optimizer = _optimizer(model, train_cfg)
     schedule = _cosine_with_warmup(optimizer, train_cfg, steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(data, train_idx, train_cfg),
                                   label_smoothing=train_cfg.label_smoothing)
-    sidecar = _sidecar(data, model_cfg, train_cfg, seed, batches)
+    sidecar = _sidecar(data, model_cfg, train_cfg, seed, batches, model)
+    scaler = run.precision.grad_scaler()
 
     history: list[dict] = []
     best = {"score": -math.inf, "epoch": 0, "state": None}
@@ -104,7 +136,7 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
     with EpochProgress(train_cfg.epochs, enabled=train_cfg.progress) as progress:
         for epoch in range(1, train_cfg.epochs + 1):
             start = time.perf_counter()
-            loss = _train_epoch(model, batches, train_idx, train_cfg, optimizer, schedule, loss_fn, gen, use_cuda)
+            loss = _train_epoch(model, batches, train_idx, train_cfg, optimizer, schedule, loss_fn, gen, run, scaler)
             if use_cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
@@ -112,7 +144,7 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
             images_seen += steps_per_epoch * min(train_cfg.batch_size, len(train_idx))
             if not math.isfinite(loss):
                 _fail(out_dir, epoch, history, f"training loss is {loss} at epoch {epoch}", sidecar)
-            val = _evaluate(model, batches, val_idx, train_cfg, use_cuda)[0]
+            val = _evaluate(model, batches, val_idx, train_cfg, run)[0]
             row = {"epoch": epoch, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                    **{f"val_{k}": v for k, v in val.items()}}
             history.append(row)
@@ -130,10 +162,10 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
                 break
 
     model.load_state_dict(best["state"])
-    metrics, predictions, eval_ips = _evaluate_all(model, batches, train_cfg, use_cuda)
+    metrics, predictions, eval_ips = _evaluate_all(model, batches, train_cfg, run)
     timing = {"train_images_per_s": images_seen / max(train_seconds, 1e-9), "eval_images_per_s": eval_ips,
               "train_seconds": train_seconds}
-    result = RunResult("ok", best["epoch"], len(history), metrics, history, timing, artifacts)
+    result = RunResult("ok", best["epoch"], len(history), metrics, history, timing, artifacts, run.describe(model))
     if out_dir is not None:
         _write_artifacts(out_dir, result, predictions, best["state"], {**sidecar, "epoch": best["epoch"]})
     return result
@@ -173,7 +205,8 @@ def _class_weights(data: ImageSet, train_idx: torch.Tensor, cfg: TrainConfig) ->
 
 
 def _train_epoch(model, batches: _Batches, train_idx, cfg: TrainConfig, optimizer, schedule, loss_fn,
-                 gen: torch.Generator, use_cuda: bool) -> float:
+                 gen: torch.Generator, run: _Execution, scaler: torch.amp.GradScaler | None) -> float:
+    """One pass over the training split; the forward runs under the run's autocast, the loss in fp32."""
     model.train()
     order = train_idx[torch.randperm(len(train_idx), generator=gen).to(train_idx.device)]
     steps = _steps_per_epoch(len(order), cfg.batch_size)
@@ -181,41 +214,46 @@ def _train_epoch(model, batches: _Batches, train_idx, cfg: TrainConfig, optimize
     for step in range(steps):
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         x = augment(batches.data.images[idx].float().div_(255), cfg.augment, gen)
-        x = (x - batches.mean.view(1, -1, 1, 1)) / batches.std.view(1, -1, 1, 1)
-        if use_cuda and cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp):
-            loss = loss_fn(model(x), batches.data.labels[idx])
+        x = run.layout((x - batches.mean.view(1, -1, 1, 1)) / batches.std.view(1, -1, 1, 1))
+        with run.precision.autocast():
+            logits = model(x)
+        loss = loss_fn(logits.float(), batches.data.labels[idx])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         schedule.step()
         total += loss.detach()
     return float(total) / steps
 
 
 @torch.inference_mode()
-def _evaluate(model, batches: _Batches, idx: torch.Tensor, cfg: TrainConfig, use_cuda: bool):
-    """Metrics and class probabilities (numpy) for the images at `idx`."""
+def _evaluate(model, batches: _Batches, idx: torch.Tensor, cfg: TrainConfig, run: _Execution):
+    """Metrics and class probabilities (numpy, softmax in fp32) for the images at `idx`, under the run's autocast."""
     model.eval()
     probs = []
     for start in range(0, len(idx), cfg.eval_batch_size):
-        x = batches.floats(idx[start:start + cfg.eval_batch_size])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp):
-            probs.append(model(x).float().softmax(1))
+        x = run.layout(batches.floats(idx[start:start + cfg.eval_batch_size]))
+        with run.precision.autocast():
+            logits = model(x)
+        probs.append(logits.float().softmax(1))
     p = torch.cat(probs).cpu().numpy().astype(np.float64)
     labels = batches.data.labels[idx].cpu().numpy()
     return classification_metrics(labels, p), p
 
 
-def _evaluate_all(model, batches: _Batches, cfg: TrainConfig, use_cuda: bool):
+def _evaluate_all(model, batches: _Batches, cfg: TrainConfig, run: _Execution):
     metrics, predictions, seconds, count = {}, {}, 0.0, 0
     for split in batches.data.split_names:
         if split == "train":
             continue
         idx = batches.data.indices(split)
         start = time.perf_counter()
-        metrics[split], probs = _evaluate(model, batches, idx, cfg, use_cuda)
+        metrics[split], probs = _evaluate(model, batches, idx, cfg, run)
         seconds += time.perf_counter() - start
         count += len(idx)
         predictions[split] = _prediction_table(idx, batches.data.labels[idx], probs)
@@ -233,9 +271,12 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, batches: _Batches) -> dict:
+def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, batches: _Batches,
+             model: nn.Module) -> dict:
+    # The stem is recorded as built (not "auto"), so a checkpoint rebuilds the same network if the policy changes.
     return {
-        "model": model_cfg.model_dump(), "train": train_cfg.model_dump(), "seed": seed,
+        "model": {**model_cfg.model_dump(), "small_stem": None, "stem": model.medattn_spec["stem"]},
+        "train": train_cfg.model_dump(), "seed": seed,
         "data": {"name": data.name, "source": data.source, "class_names": data.class_names,
                  "num_classes": data.num_classes, "in_chans": data.in_chans, "image_size": data.image_size,
                  "mean": batches.mean.tolist(), "std": batches.std.tolist()},

@@ -1,0 +1,44 @@
+"""Stem policy: how much a CNN downsamples its input before the first stage, chosen from the image size.
+
+ImageNet CNNs (He et al., "Deep Residual Learning", CVPR 2016) open with a stride-4 stem (7x7 stride-2
+convolution + max-pool in ResNet, 4x4 patchify in ConvNeXt; EfficientNet's is stride 2). On 28-64 px medical
+images that leaves 1-2 px feature maps, so small-image work (e.g. the CIFAR ResNets of the same paper, and the
+MedMNIST v2 baselines) uses a stride-1 3x3 stem instead, at 16x the cost of the standard stem. The candidates:
+
+- `s1`: stride-1 3x3 convolution, no max-pool (the CIFAR stem; `small_stem: true` forces it),
+- `s2`: stride 2, no max-pool (ResNet keeps its 7x7 stride-2 convolution; ConvNeXt patchifies 2x2;
+  EfficientNet's own stem is already this),
+- `standard`: the architecture's own stem (`small_stem: false` forces it).
+
+The default per size range (`STEM_POLICY`) is the best validation balanced accuracy per training cost measured
+by bench/stem_policy.py (table and reasoning in README "Stem policy").
+"""
+
+from __future__ import annotations
+
+from medattn.errors import ModelError
+
+STEMS = ("s1", "s2", "standard")
+SMALL_IMAGE = 64  # the pre-policy rule (s1 at or below this size), kept to rebuild checkpoints saved under it
+
+# (largest image size of the range, stem), in increasing size; images above the last range get the standard stem.
+STEM_POLICY: tuple[tuple[int, str], ...] = ((32, "s2"), (64, "s2"))
+
+
+def default_stem(image_size: int) -> str:
+    """The stem the measured policy gives a CNN at `image_size` px."""
+    for largest, stem in STEM_POLICY:
+        if image_size <= largest:
+            return stem
+    return "standard"
+
+
+def resolve_stem(image_size: int, small_stem: bool | None = None, stem: str = "auto") -> str:
+    """The stem to build: `small_stem` (True: s1, False: standard) or an explicit `stem` override the policy."""
+    if stem not in ("auto", *STEMS):
+        raise ModelError(f"stem '{stem}' is not valid; use auto or one of {', '.join(STEMS)}")
+    if small_stem is not None and stem != "auto":
+        raise ModelError(f"small_stem={small_stem} and stem='{stem}' both choose the stem; give only one")
+    if small_stem is not None:
+        return "s1" if small_stem else "standard"
+    return default_stem(image_size) if stem == "auto" else stem
