@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from medattn.data.spec import LoadContext, load_dataset
 from rich.console import Console
 from rich.table import Table
 
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.data.imageset import ImageSet
 from medattn.models.cost import forward_flops
 from medattn.models.stem import STEMS
