@@ -25,8 +25,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.data.imageset import ImageSet
-from medattn.data.spec import LoadContext, load_dataset
 from medattn.models.cost import forward_flops
 from medattn.models.stem import STEMS
 from medattn.train.config import ModelConfig, TrainConfig

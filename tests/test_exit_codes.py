@@ -68,6 +68,8 @@ USER_ERRORS = [  # (arguments, text the one-line error must contain)
     (["survey", "create", "/no/run/dir"], "/no/run/dir/explanations"),
     (["survey", "serve", "/no/such.db"], "survey database not found"),
     (["survey", "analyze", "/no/such.db"], "survey database not found"),
+    (["features", "/no/run/dir"], "/no/run/dir: run directory not found"),
+    (["probe", "/no/run/dir"], "/no/run/dir: run directory not found"),
 ]
 
 

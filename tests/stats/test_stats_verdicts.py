@@ -88,8 +88,8 @@ def test_mdd_uses_the_holm_family_level_and_says_so():
     assert (table["verdict"] == "no evidence").sum() >= 2
     for _, row in table.iterrows():
         es = TTestPower().solve_power(effect_size=None, nobs=5, alpha=ALPHA / 3, power=0.8)
-        assert row.holm_family_size == 3 and row.alpha == ALPHA
         assert row.mdd == pytest.approx(es * row.sd_diff)
+        assert row.holm_family_size == 3 and row.alpha == ALPHA
         sentence = describe_comparison(row)
         if row.verdict == "no evidence":
             assert "80% power at alpha/3 = 0.0167 (Holm's first step)" in sentence and "observed spread" in sentence

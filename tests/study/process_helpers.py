@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +29,33 @@ def hooked_env(pause: dict | None = None, barrier: dict | None = None) -> dict[s
     return env
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start the installed `medattn ARGS` with stdout and stderr to `log`."""
+def _default_sigint() -> None:
+    """In the child: take SIGINT as Ctrl-C even when the test runs with SIGINT ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def started(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """The installed `medattn ARGS` running in its own process group (output to `log`); the group is killed
+    on the way out, so a failing test leaves no worker behind."""
     with log.open("w") as out:
-        return subprocess.Popen([str(MEDATTN), *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([str(MEDATTN), *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=_default_sigint)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
-def medattn(*args: str, env: dict[str, str] | None = None, timeout: float = 580) -> subprocess.CompletedProcess:
+def medattn(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run the installed `medattn ARGS` to the end."""
     return subprocess.run([str(MEDATTN), *args], capture_output=True, text=True, timeout=timeout,
                           env=env or hooked_env())
 
 
-def wait_for_marker(folder: Path, proc: subprocess.Popen, log: Path, limit_s: float = 300) -> Path:
+def wait_for_marker(folder: Path, proc: subprocess.Popen, log: Path, limit_s: float = 1800) -> Path:
     """The first marker a paused run wrote in `folder`; fails with the log if the process ended first."""
     deadline = time.monotonic() + limit_s  # a guard against hanging, not a timing assertion
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from process_helpers import hooked_env, marker_pid, medattn, start, wait_for_marker
+from process_helpers import hooked_env, marker_pid, medattn, started, wait_for_marker
 from study_helpers import spec_dict, write_spec
 
 from medattn.study.engine import open_plan_storage
@@ -77,22 +77,22 @@ def test_sigkill_mid_trial_then_rerun_completes_without_redoing(tmp_path: Path, 
     cmd = ["study", "run", str(path), "--workers", "1", "--threads", "1"]
     # the second seed run trains one real epoch, writes its marker and waits: then it is killed mid-training
     markers, log = tmp_path / "markers", tmp_path / "run1.log"
-    proc = start(cmd, hooked_env({"dir": markers, "stage": "final", "epochs": 1, "nth": 2}), log)
-    marker = wait_for_marker(markers, proc, log)
-    victim = next(t for t in _trials(plan, final) if t.state == TrialState.RUNNING)
-    before = {(name, t.number): t.datetime_complete for name in (final, tune) for t in _trials(plan, name)
-              if t.state.is_finished()}
-    assert len([key for key in before if key[0] == final]) == 1, "the first seed run had finished"
-    checkpoints = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "artifacts").rglob("model.safetensors")}
-    assert len(checkpoints) == 1, "the finished seed run wrote its checkpoint"
-    os.kill(marker_pid(marker), signal.SIGKILL)  # mid-training: after epoch 1 of 2
-    assert proc.wait(timeout=120) == 1, "the run reports the killed worker"
+    with started(cmd, hooked_env({"dir": markers, "stage": "final", "epochs": 1, "nth": 2}), log) as proc:
+        marker = wait_for_marker(markers, proc, log)
+        victim = next(t for t in _trials(plan, final) if t.state == TrialState.RUNNING)
+        before = {(name, t.number): t.datetime_complete for name in (final, tune) for t in _trials(plan, name)
+                  if t.state.is_finished()}
+        assert len([key for key in before if key[0] == final]) == 1, "the first seed run had finished"
+        checkpoints = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "artifacts").rglob("model.safetensors")}
+        assert len(checkpoints) == 1, "the finished seed run wrote its checkpoint"
+        os.kill(marker_pid(marker), signal.SIGKILL)  # mid-training: after epoch 1 of 2
+        assert proc.wait(timeout=600) == 1, "the run reports the killed worker"
     assert _trials(plan, final)[victim.number].state == TrialState.RUNNING  # nobody finished it
 
     second = medattn(*cmd)
     assert second.returncode == 0, second.stdout + second.stderr
-    started = [line for line in second.stdout.splitlines() if ": start" in line]
-    assert len(started) == 1, f"only the unfinished run is trained again:\n{second.stdout}"
+    starts = [line for line in second.stdout.splitlines() if ": start" in line]
+    assert len(starts) == 1, f"only the unfinished run is trained again:\n{second.stdout}"
 
     trials = _trials(plan, final)
     assert trials[victim.number].state == TrialState.FAIL

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
-from process_helpers import hooked_env, marker_pid, medattn, start, wait_for_marker
+from process_helpers import hooked_env, marker_pid, medattn, started, wait_for_marker
 from study_helpers import FakeTrain, spec_dict, write_spec
 
 from medattn.study.engine import open_plan_storage
@@ -64,11 +64,11 @@ def test_worker_exits_1_when_runs_failed_for_good(tmp_path: Path, tiny_npz: Path
 def test_worker_exits_130_on_sigterm_and_the_run_is_run_again(tmp_path: Path, tiny_npz: Path) -> None:
     path, plan = _plan(tmp_path, tiny_npz, tuning={"trials": 0}, seeds=2)
     log = tmp_path / "work.log"
-    proc = start(["study", "work", str(path), "--skip-checks", "--threads", "1"],
-                 hooked_env({"dir": tmp_path / "m"}), log)
-    wait_for_marker(tmp_path / "m", proc, log)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 130, log.read_text()
+    with started(["study", "work", str(path), "--skip-checks", "--threads", "1"],
+                 hooked_env({"dir": tmp_path / "m"}), log) as proc:
+        wait_for_marker(tmp_path / "m", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=600) == 130, log.read_text()
     stopped = [t for t in _trials(plan, plan.units[0].final_study) if t.system_attrs.get(INTERRUPTED_ATTR)]
     assert len(stopped) == 1 and stopped[0].state == TrialState.FAIL, "the interrupted run is marked failed"
 
@@ -82,14 +82,13 @@ def test_worker_exits_130_on_sigterm_and_the_run_is_run_again(tmp_path: Path, ti
 def test_study_run_exits_130_on_ctrl_c_and_stops_its_workers(tmp_path: Path, tiny_npz: Path) -> None:
     path, plan = _plan(tmp_path, tiny_npz, tuning={"trials": 0}, seeds=1)
     log = tmp_path / "run.log"
-    proc = start(["study", "run", str(path), "--workers", "1", "--threads", "1"],
-                 hooked_env({"dir": tmp_path / "m"}), log)
-    marker = wait_for_marker(tmp_path / "m", proc, log)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130, log.read_text()
-    worker_pid = marker_pid(marker)
-    with pytest.raises(ProcessLookupError):
-        os.kill(worker_pid, 0)  # the worker was stopped (and reaped) before `study run` returned
+    with started(["study", "run", str(path), "--workers", "1", "--threads", "1"],
+                 hooked_env({"dir": tmp_path / "m"}), log) as proc:
+        marker = wait_for_marker(tmp_path / "m", proc, log)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C reaches `study run`, which stops its workers
+        assert proc.wait(timeout=600) == 130, log.read_text()
+        with pytest.raises(ProcessLookupError):
+            os.kill(marker_pid(marker), 0)  # the worker was stopped (and reaped) before `study run` returned
     assert "stopped; an interrupted run is marked failed" in log.read_text()
 
 
@@ -100,11 +99,11 @@ def _killed_tuning_trial_resumes(tmp_path: Path, npz: Path, storage: str | None)
                                "search_space": {"lr": {"low": 1e-3, "high": 1e-2, "log": True}}}, **extra)
     log = tmp_path / "work.log"
     # one real epoch of a tuning trial, then SIGKILL: no clean-up, no result, only a heartbeat that goes stale
-    proc = start(["study", "work", str(path), "--skip-checks", "--threads", "1"],
-                 hooked_env({"dir": tmp_path / "m", "stage": "tune", "epochs": 1}), log)
-    wait_for_marker(tmp_path / "m", proc, log)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL
+    with started(["study", "work", str(path), "--skip-checks", "--threads", "1"],
+                 hooked_env({"dir": tmp_path / "m", "stage": "tune", "epochs": 1}), log) as proc:
+        wait_for_marker(tmp_path / "m", proc, log)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
     tune = plan.units[0].tune_study
     victim = next(t for t in _trials(plan, tune) if t.state == TrialState.RUNNING)
     assert list(victim.intermediate_values) == [1], "killed after its first epoch was reported"

@@ -32,7 +32,7 @@ from medattn.errors import SpecError, TrainingFailed
 from medattn.study.jsonattrs import differences, jsonable
 from medattn.study.model_cost import measure_model_cost
 from medattn.study.params import apply_params
-from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, load_context
+from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, spec_load_context
 from medattn.study.slots import INTERRUPTED_ATTR, SEED_ATTR, SLOT_ATTR, claim, mark_failed, slot_states, top_up
 from medattn.study.storage import Heartbeat, open_storage
 from medattn.study.tuning import make_pruner, make_sampler, suggest, tuning_keys
@@ -185,7 +185,7 @@ class Engine:
         if name not in self._data:
             from medattn.train.loop import resolve_device
 
-            data = load_dataset(unit.dataset.spec, load_context(self.plan.spec))
+            data = load_dataset(unit.dataset.spec, spec_load_context(self.plan.spec))
             # moved once, so that every run of this worker finds it on its device already
             self._data[name] = data.to(resolve_device(self.plan.spec.train.device))
         return self._data[name]

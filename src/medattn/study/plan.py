@@ -226,7 +226,7 @@ def fingerprint(plan: Plan, unit: Unit) -> str:
                       sort_keys=True)
 
 
-def load_context(spec: StudySpec) -> LoadContext:
+def spec_load_context(spec: StudySpec) -> LoadContext:
     """Where datasets are read from and cached for this spec."""
     return LoadContext.from_env(spec.data_dir, spec.cache_dir)
 
@@ -234,7 +234,7 @@ def load_context(spec: StudySpec) -> LoadContext:
 def validate_plan(plan: Plan) -> dict[str, ImageSet]:
     """Load every dataset and build every model once (cheaply); SpecError naming the line on any failure."""
     spec = plan.spec
-    ctx = load_context(spec)
+    ctx = spec_load_context(spec)
     data: dict[str, ImageSet] = {}
     for d in plan.datasets:
         try:

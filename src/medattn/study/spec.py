@@ -40,6 +40,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from medattn.analysis.spec import FeaturesSpec
 from medattn.errors import SpecError
+from medattn.explain.spec import ExplainSpec
 from medattn.schema import Strict
 from medattn.study.params import UNTUNABLE, apply_params, is_tunable, tunable_names
 from medattn.study.validation_errors import validation_error
@@ -247,6 +248,7 @@ class StudySpec(Strict):
     cache_dir: str | None = None
     cost: bool = True  # measure params, FLOPs, throughput, memory once per (dataset, model)
     workers: WorkerSpec = Field(default_factory=WorkerSpec)
+    explain: ExplainSpec | None = None  # explanations of the final runs, computed before the report
     features: FeaturesSpec | None = None  # feature usage and shortcut probes at the end of the study
 
     _marks: MarkedYaml | None = PrivateAttr(None)

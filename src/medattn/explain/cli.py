@@ -1,0 +1,48 @@
+"""`medattn explain RUN_DIR`: maps and scores for a finished study's final runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from medattn.errors import SpecError
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def explain_command(
+    run_dir: Path = typer.Argument(..., help="The study's output folder (the one holding results.csv)."),
+    split: str = typer.Option("test", help="Split the shared sample is drawn from."),
+    samples: int = typer.Option(16, help="Images in the shared, class-stratified sample."),
+    methods: str = typer.Option("gradcam,attention,rollout",
+                                help="Comma-separated: gradcam, gradcampp, scorecam, layercam, eigencam, "
+                                     "attention, rollout."),
+    runs: str = typer.Option("all", help="all (every final seed) or first-seed."),
+    seed: int = typer.Option(0, help="Seed of the sample draw."),
+    faithfulness: bool = typer.Option(True, help="Deletion / insertion AUC."),
+    randomisation: bool = typer.Option(True, help="Model-randomisation sanity check."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+) -> None:
+    """Explain every final run on one shared sample: CAMs, attention maps, rollout; score them; write the store."""
+    from medattn.explain.runner import explain_study
+    from medattn.explain.spec import ExplainSpec
+
+    values = {"split": split, "samples": samples, "methods": [m.strip() for m in methods.split(",") if m.strip()],
+              "runs": runs, "seed": seed, "faithfulness": faithfulness, "randomisation": randomisation,
+              "device": device}
+    try:
+        spec = ExplainSpec(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SpecError(f"--{err['loc'][0]}: {err['msg'].removeprefix('Value error, ')} "
+                        f"(got {values.get(err['loc'][0])!r})") from None
+    result = explain_study(run_dir, spec)
+    for note in dict.fromkeys(result.notes):
+        console.print(f"note: {note}")
+    console.print(f"explained {len(result.runs)} run(s) on {spec.samples} image(s); {len(result.scores)} scores")
+    for path in result.files:
+        console.print(f"  {path}")

@@ -1,0 +1,171 @@
+"""`medattn explain RUN_DIR`: explain a study's final runs on one shared sample and write the map store.
+
+Reads only the run directory (results table, study.json, each run's model.safetensors + model.json); loads
+the dataset again from the spec string recorded in the results, never retrains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from medattn.errors import DataError
+from medattn.explain import store
+from medattn.explain.maps import explain_model, index_table
+from medattn.explain.sample import Sample, draw_sample, write_sample
+from medattn.explain.scoring import score_run
+from medattn.explain.spec import ExplainSpec
+
+CHECKPOINT = "model.safetensors"
+RANDOM_SEED_OFFSET = 7919
+
+
+@dataclass
+class ExplainResult:
+    """What an explain run wrote, and the notes on what was skipped and why."""
+
+    runs: pd.DataFrame
+    scores: pd.DataFrame
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One final run to explain."""
+
+    dataset: str
+    model: str
+    backbone: str
+    attention: str
+    seed: int
+    path: Path
+
+
+def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, dict]:
+    """The final runs (every seed, or the first of each model), the results table and study.json."""
+    from medattn.report.inputs import load_run
+
+    data = load_run(Path(run_dir))
+    keys = data.results[["dataset", "model", "backbone", "attention", "seed"]].drop_duplicates()
+    keys = keys.sort_values(["dataset", "model", "seed"], kind="stable")
+    if which == "first-seed":
+        keys = keys.groupby(["dataset", "model"], sort=False).head(1)
+    refs = []
+    for row in keys.itertuples(index=False):
+        path = data.run_path(row.dataset, row.model, int(row.seed))
+        if path is None or not (path / CHECKPOINT).is_file():
+            where = path / CHECKPOINT if path is not None else "(no run directory recorded)"
+            raise DataError(f"{run_dir}: run {row.dataset}/{row.model} seed {row.seed} has no checkpoint "
+                            f"{where}; explanations need the trained weights (re-run `medattn study run`)")
+        refs.append(RunRef(row.dataset, row.model, row.backbone, row.attention, int(row.seed), path))
+    return refs, data.results, data.study
+
+
+def load_samples(results: pd.DataFrame, study: dict, spec: ExplainSpec) -> dict[str, Sample]:
+    """The shared sample of every dataset, drawn from the dataset reloaded from its recorded spec string."""
+    from medattn.data.dataset_spec import LoadContext, load_dataset
+
+    if "dataset_spec" not in results.columns:
+        raise DataError("results table has no dataset_spec column: cannot reload the images to explain; "
+                        "re-create it with `medattn study results SPEC`")
+    ctx = LoadContext.from_env(study.get("data_dir"), study.get("cache_dir"))
+    specs = results.groupby("dataset", sort=False)["dataset_spec"].first()
+    return {name: draw_sample(load_dataset(str(text), ctx), spec.split, spec.samples, spec.seed)
+            for name, text in specs.items()}
+
+
+def normalised(sample: Sample, sidecar: dict, device: torch.device) -> torch.Tensor:
+    """The sample as the model saw its inputs: (x / 255 - mean) / std with the training set's statistics."""
+    from medattn.train.augment import to_float
+
+    mean = torch.tensor(sidecar["data"]["mean"], device=device)
+    std = torch.tensor(sidecar["data"]["std"], device=device)
+    return to_float(sample.images.to(device), mean, std)
+
+
+def randomised_model(sidecar: dict, seed: int, device: torch.device) -> torch.nn.Module:
+    """The run's architecture with fresh random weights (for the randomisation check)."""
+    from medattn.models.build import build_model
+
+    cfg, data = sidecar["model"], sidecar["data"]
+    torch.manual_seed(seed)
+    model = build_model(cfg["backbone"], cfg["attention"], num_classes=data["num_classes"], in_chans=data["in_chans"],
+                        image_size=data["image_size"], small_stem=cfg["small_stem"], drop_rate=cfg["drop_rate"],
+                        placement=cfg["placement"], **cfg["attention_kwargs"])
+    _unit_norm_scales(model)
+    return model.to(device).eval()
+
+
+def _unit_norm_scales(model: torch.nn.Module) -> None:
+    """Set every norm layer's scale to 1: timm zero-initialises the last norm of each residual branch, which
+    would leave a randomised ResNet with silent branches and maps made by the shortcut path alone."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._NormBase | torch.nn.LayerNorm | torch.nn.GroupNorm):
+                if getattr(module, "weight", None) is not None:
+                    module.weight.fill_(1.0)
+
+
+def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.device) -> tuple[Path, pd.DataFrame,
+                                                                                              list[str]]:
+    """Maps and scores of one run; writes the run's maps.npz and index.csv."""
+    from medattn.train.checkpoint import load_model
+
+    model, sidecar = load_model(ref.path / CHECKPOINT)
+    model = model.to(device)
+    x = normalised(sample, sidecar, device)
+    run = explain_model(model, ref.backbone, x, sample.labels, spec)
+    index = index_table(run, sample.ids, sample.labels)
+    maps = torch.cat([s.maps for s in run.sets]) if run.sets else torch.zeros(0, *x.shape[-2:])
+    path = store.write_maps(ref.path, maps, index)
+    random_model = randomised_model(sidecar, spec.seed + RANDOM_SEED_OFFSET, device) if spec.randomisation else None
+    scores = score_run(model, random_model, ref.backbone, x, run, sample, spec)
+    scores.insert(0, "seed", ref.seed)
+    scores.insert(0, "model", ref.model)
+    scores.insert(0, "dataset", ref.dataset)
+    return path, scores, [f"{ref.dataset}/{ref.model} seed {ref.seed}: {n}" for n in run.notes]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | None = None) -> ExplainResult:
+    """Explain the final runs of the study in `run_dir`; write sample(s), maps, runs.csv and scores.csv."""
+    from medattn.train.loop import resolve_device
+
+    spec = spec or ExplainSpec()
+    run_dir = Path(run_dir)
+    refs, results, recorded = final_runs(run_dir, spec.runs)
+    samples = load_samples(results, study if study is not None else recorded, spec)
+    device = resolve_device(spec.device)
+    out = store.study_dir(run_dir)
+    result = ExplainResult(runs=pd.DataFrame(), scores=pd.DataFrame())
+    sample_files = {}
+    for i, (name, sample) in enumerate(samples.items()):
+        sample_files[name] = write_sample(sample, out / store.sample_name(name, i == 0))
+        if sample.masks is None:
+            result.notes.append(f"{name}: the dataset has no lesion masks; localisation scores skipped "
+                                "(faithfulness and randomisation computed)")
+    rows, scores = [], []
+    for ref in refs:
+        maps_path, run_scores, notes = explain_one(ref, samples[ref.dataset], spec, device)
+        result.notes += notes
+        scores.append(run_scores)
+        rows.append({"dataset": ref.dataset, "model": ref.model, "backbone": ref.backbone,
+                     "attention": ref.attention, "seed": ref.seed, "run_dir": _relative(ref.path, run_dir),
+                     "maps": _relative(maps_path, run_dir), "sample": _relative(sample_files[ref.dataset], run_dir)})
+    result.runs = pd.DataFrame(rows, columns=list(store.RUNS_COLUMNS))
+    result.scores = pd.concat(scores, ignore_index=True)[list(store.SCORES_COLUMNS)] if scores else pd.DataFrame(
+        columns=list(store.SCORES_COLUMNS))
+    result.runs.to_csv(out / store.RUNS_FILE, index=False)
+    result.scores.to_csv(out / store.SCORES_FILE, index=False, float_format="%.6g")
+    result.files = [*sample_files.values(), out / store.RUNS_FILE, out / store.SCORES_FILE]
+    return result

@@ -1,0 +1,42 @@
+"""What to explain and how to score it: the `explain:` block of a study spec and the options of `medattn explain`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from medattn.explain.cam import METHODS
+from medattn.explain.faithfulness import DEFAULT_STEPS
+from medattn.explain.localisation import DEFAULT_TOLERANCE, DEFAULT_TOP_FRACTION
+from medattn.schema import Strict
+
+DEFAULT_METHODS = ("gradcam", "attention", "rollout")
+
+
+class ExplainSpec(Strict):
+    """Explanations of a study's final runs on one fixed, class-stratified sample of images."""
+
+    enabled: bool = True
+    split: str = "test"
+    samples: int = Field(16, ge=1)  # images in the shared sample
+    seed: int = Field(0, ge=0)  # seed of the sample draw (and of the randomised model)
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
+    runs: Literal["all", "first-seed"] = "all"  # every final seed, or the first seed of each model
+    targets: list[Literal["predicted", "true"]] = Field(default_factory=lambda: ["predicted", "true"], min_length=1)
+    faithfulness: bool = True  # deletion / insertion AUC
+    randomisation: bool = True  # Adebayo et al. model-randomisation check
+    steps: int = Field(DEFAULT_STEPS, ge=2, le=256)  # deletion / insertion steps
+    baseline: Literal["blur", "mean"] = "blur"
+    tolerance: int = Field(DEFAULT_TOLERANCE, ge=0)  # pointing game, pixels
+    top_fraction: float = Field(DEFAULT_TOP_FRACTION, gt=0, le=1)  # top-k region for IoU
+    batch_size: int = Field(32, ge=1)
+    device: str = "auto"
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown explanation method(s) {', '.join(bad)}; use some of {', '.join(METHODS)}")
+        return list(dict.fromkeys(value))

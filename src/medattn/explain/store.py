@@ -1,0 +1,81 @@
+"""The explanation map store: where maps, their index, the run list and the scores live in a run directory.
+
+    RUN_DIR/explanations/sample.npz      the explained images (see medattn.explain.sample)
+    RUN_DIR/explanations/runs.csv        dataset, model, backbone, attention, seed, run_dir, maps (+ sample)
+    RUN_DIR/explanations/scores.csv      dataset, model, seed, image_id, method, target, metric, value
+    <run artifact dir>/explanations/maps.npz    `maps`: float16 (M, H, W) in [0, 1]
+    <run artifact dir>/explanations/index.csv   row, image_id, method, layer, target, target_class,
+                                                predicted, label, probability
+Paths in runs.csv are relative to RUN_DIR. The format is fixed (the report and the survey read it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medattn.errors import DataError
+
+EXPLAIN_DIR = "explanations"
+SAMPLE_FILE = "sample.npz"
+RUNS_FILE = "runs.csv"
+SCORES_FILE = "scores.csv"
+MAPS_FILE = "maps.npz"
+INDEX_FILE = "index.csv"
+INDEX_COLUMNS = ("row", "image_id", "method", "layer", "target", "target_class", "predicted", "label",
+                 "probability")
+RUNS_COLUMNS = ("dataset", "model", "backbone", "attention", "seed", "run_dir", "maps", "sample")
+SCORES_COLUMNS = ("dataset", "model", "seed", "image_id", "method", "target", "metric", "value")
+TARGETS = ("predicted", "true")
+
+
+def study_dir(run_dir: Path) -> Path:
+    """RUN_DIR/explanations."""
+    return Path(run_dir) / EXPLAIN_DIR
+
+
+def sample_name(dataset: str, first: bool) -> str:
+    """File name of a dataset's sample: sample.npz for the study's first dataset, sample-<dataset>.npz else."""
+    return SAMPLE_FILE if first else f"sample-{dataset}.npz"
+
+
+def write_maps(run_artifacts: Path, maps: torch.Tensor, index: pd.DataFrame) -> Path:
+    """Write one run's maps.npz (float16, clipped to [0, 1]) and index.csv; returns the maps path."""
+    if len(index) != maps.shape[0]:
+        raise ValueError(f"{len(index)} index rows for {maps.shape[0]} maps")
+    out = Path(run_artifacts) / EXPLAIN_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    array = maps.detach().float().clamp(0, 1).nan_to_num(0.0).cpu().numpy().astype(np.float16)
+    np.savez_compressed(out / MAPS_FILE, maps=array)
+    index = index.assign(row=np.arange(len(index)))[list(INDEX_COLUMNS)]
+    index.to_csv(out / INDEX_FILE, index=False, float_format="%.6g")
+    return out / MAPS_FILE
+
+
+def read_maps(maps_path: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """One run's maps (float16 M x H x W) and its index table; DataError naming the file if absent."""
+    maps_path = Path(maps_path)
+    index_path = maps_path.with_name(INDEX_FILE)
+    if not maps_path.is_file() or not index_path.is_file():
+        raise DataError(f"{maps_path}: explanation maps not found; run `medattn explain RUN_DIR` first")
+    with np.load(maps_path, allow_pickle=False) as z:
+        maps = z["maps"]
+    index = pd.read_csv(index_path, dtype={"image_id": str, "layer": str}, keep_default_na=False)
+    return maps, index
+
+
+def read_runs(run_dir: Path) -> pd.DataFrame:
+    """RUN_DIR/explanations/runs.csv; DataError when explanations were not computed."""
+    path = study_dir(run_dir) / RUNS_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `medattn explain {run_dir}` first")
+    return pd.read_csv(path, dtype={"run_dir": str, "maps": str})
+
+
+def read_scores(run_dir: Path) -> pd.DataFrame | None:
+    """RUN_DIR/explanations/scores.csv, or None when absent."""
+    path = study_dir(run_dir) / SCORES_FILE
+    return pd.read_csv(path, dtype={"image_id": str}) if path.is_file() else None

@@ -1,0 +1,72 @@
+"""Explanation scores summarised per model (mean and 95 % CI) and compared attention-vs-plain by seed.
+
+Interval: the scores of an image are first averaged over the seeds (the same images are explained for every
+seed), then a t-interval is taken over the images. Comparisons go through `medattn.stats.compare_models` on
+the per-seed means over images (paired by seed, Holm within each metric), so their verdicts read exactly like
+the accuracy verdicts. Only metrics where higher is better are compared (energy on the lesion, pointing, IoU,
+insertion AUC); deletion AUC, artefact energy and the randomisation correlation are described, not tested.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+COMPARED = ("energy", "pointing", "iou", "insertion_auc")
+SPLIT = "explanations"
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return np.nan, np.nan, np.nan
+    mean = float(values.mean())
+    if len(values) < 2 or values.std() == 0:
+        return mean, mean, mean
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def metric_summary(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (dataset, model, method, target, metric): images, seeds, mean and CI over images (seed-averaged)."""
+    keys = ["dataset", "model", "method", "target", "metric"]
+    per_image = scores.groupby([*keys, "image_id"], sort=False)["value"].mean().reset_index()
+    seeds = scores.groupby(keys, sort=False)["seed"].nunique()
+    rows = []
+    for key, block in per_image.groupby(keys, sort=False):
+        mean, low, high = _t_interval(block["value"].to_numpy(float), confidence)
+        rows.append({**dict(zip(keys, key, strict=True)), "images": int(block["value"].notna().sum()),
+                     "seeds": int(seeds[key]), "mean": mean, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=[*keys, "images", "seeds", "mean", "ci_low", "ci_high"])
+
+
+def seed_table(scores: pd.DataFrame, roles: pd.DataFrame, method_of: dict[str, str]) -> pd.DataFrame:
+    """A tidy results table (split 'explanations') of per-seed means over images, one metric per (method, metric).
+
+    `method_of` maps a model to the explanation method compared for it (e.g. 'gradcam'); `roles` has one row
+    per model with backbone, attention and is_baseline.
+    """
+    sub = scores[scores["metric"].isin(COMPARED) & (scores["target"] == "predicted")]
+    sub = sub[[method_of.get(m) == meth for m, meth in zip(sub["model"], sub["method"], strict=True)]]
+    table = sub.groupby(["dataset", "model", "seed", "metric"], as_index=False)["value"].mean()
+    table = table.merge(roles[["model", "backbone", "attention", "is_baseline"]], on="model", how="left")
+    table["split"] = SPLIT
+    return table
+
+
+def compare_explanations(scores: pd.DataFrame, roles: pd.DataFrame, method: str = "gradcam", alpha: float = 0.05,
+                         rope: float = 0.01) -> pd.DataFrame:
+    """compare_models' table of each attention variant vs its plain backbone on `method`'s scores."""
+    from medattn.stats import compare_models
+
+    table = seed_table(scores, roles, {m: method for m in roles["model"]})
+    if table.empty:
+        return pd.DataFrame()
+    table = table.assign(metric=method + " " + table["metric"])
+    metrics = sorted(table["metric"].unique())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return compare_models(table, split=SPLIT, metrics=metrics, primary_metric=metrics[0], rope=rope, alpha=alpha)
