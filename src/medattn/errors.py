@@ -21,3 +21,7 @@ class ModelError(UserError):
 
 class TrainingFailed(UserError):
     """A run diverged (NaN/inf loss); what was written so far is kept and the run is marked failed."""
+
+
+class SurveyError(UserError):
+    """A survey database, run directory or option is missing, malformed or inconsistent."""

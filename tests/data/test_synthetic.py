@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -232,11 +230,8 @@ def test_unknown_generator_lists_the_known_ones() -> None:
 
 
 @pytest.mark.slow
-def test_generates_ten_thousand_64px_images_in_under_ten_seconds() -> None:
-    """The budget is 10 s; CPU time is asserted because wall time on a shared 2-core machine is noise."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def test_generates_ten_thousand_64px_images_with_every_artefact() -> None:
+    """Scale check (time goes to bench/, never into a test): 10,000 images at 64 px with all three artefacts."""
     ds = derm(n=10_000, size=64, artefacts="patch,ruler,ink")
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"derm-synth: 10,000 x 64 px in {wall:.2f} s wall, {cpu:.2f} s CPU")
-    assert ds.images.shape == (10_000, 3, 64, 64)
-    assert cpu < 10.0, cpu
+    assert ds.images.shape == (10_000, 3, 64, 64) and ds.images.dtype == torch.uint8
+    assert ds.masks is not None and ds.masks.shape == (10_000, 64, 64)

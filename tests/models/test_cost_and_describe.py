@@ -91,7 +91,7 @@ def test_measure_cost_reports_every_field():
     assert row["placement"] == {"stages": [4], "where": "after_conv", "blocks": "all"}
     assert row["flops"] > 0 and row["train_images_per_s"] > 0 and row["infer_images_per_s"] > 0
     assert row["peak_memory_mb"] > 0 and row["device"] == "cpu"
-    assert row["stem"] == default_stem(28) and row["channels_last"] is False
+    assert row["stem"] == default_stem(28) and row["channels_last"] is True
     assert row["precision"] == resolve_precision("auto", torch.device("cpu")).name
     pinned = measure_cost("resnet18", image_size=28, batch_size=2, warmup=0, repeats=1, precision="fp32",
                           small_stem=True)

@@ -71,8 +71,8 @@ def test_autocast_changes_the_compute_dtype_only_for_low_precision():
 
 
 def test_channels_last_rule():
-    assert not use_channels_last("auto", CPU, 28)
-    assert use_channels_last("auto", CPU, 64) and use_channels_last("auto", CPU, 224)
+    assert use_channels_last("auto", CPU, 28) and use_channels_last("auto", CPU, 224)
+    assert not use_channels_last("auto", torch.device("meta"), 64)
     assert use_channels_last("auto", torch.device("cuda"), 28)
     assert use_channels_last(True, CPU, 28) and not use_channels_last(False, CPU, 224)
 

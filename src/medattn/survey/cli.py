@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medattn.survey.store import SurveyError
+from medattn.errors import SurveyError
 
 app = typer.Typer(help="Clinicians rate explanation maps in the browser, blinded.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 140)

@@ -32,15 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from medattn.errors import UserError
+from medattn.errors import SurveyError
 
 T = TypeVar("T")
 COMMENT_MAX = 2000
 WRITER_OPTION = "medattn_writer"
-
-
-class SurveyError(UserError):
-    """A survey database, run directory or option is missing, malformed or inconsistent."""
 
 
 def utcnow() -> datetime:
