@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -73,10 +74,19 @@ USER_ERRORS = [  # (arguments, text the one-line error must contain)
 ]
 
 
-@pytest.mark.parametrize(("args", "expected"), USER_ERRORS, ids=[" ".join(a[:2]) + f"-{i}"
-                                                                 for i, (a, _) in enumerate(USER_ERRORS)])
-def test_user_errors_exit_2_with_one_line(files: Path, args: list[str], expected: str) -> None:
-    done = medattn(*(a.replace("{tmp}", str(files)) for a in args))
+@pytest.fixture(scope="module")
+def user_error_runs(files: Path) -> list[subprocess.CompletedProcess]:
+    """Every USER_ERRORS case, run once, as many at a time as there are cores (each start imports torch)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(lambda args: medattn(*(a.replace("{tmp}", str(files)) for a in args)),
+                             [args for args, _ in USER_ERRORS]))
+
+
+@pytest.mark.parametrize(("case", "expected"), [(i, e) for i, (_, e) in enumerate(USER_ERRORS)],
+                         ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _) in enumerate(USER_ERRORS)])
+def test_user_errors_exit_2_with_one_line(user_error_runs: list[subprocess.CompletedProcess], case: int,
+                                          expected: str) -> None:
+    done = user_error_runs[case]
     assert done.returncode == 2, f"exit {done.returncode}\n{done.stdout}{done.stderr}"
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr, done.stderr
