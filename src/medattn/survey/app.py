@@ -185,15 +185,22 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
         target = f"/r/{token}/done" if position is None else f"/r/{token}/item/{position}"
         return RedirectResponse(target, status_code=303)
 
+    def posting_rater(request: Request, session: Session, token: str, form) -> tuple[Rater | None, Response | None]:
+        """The rater behind a form post, or the refusal: 404 for an unknown token, 403 for a bad origin or CSRF."""
+        rater = find_rater(session, token)
+        if rater is None:
+            return None, refuse(request, 404, "This link is not valid.")
+        if not same_origin(request) or not csrf_ok(survey.secret, f"rater:{rater.id}", form.get("csrf")):
+            return None, refuse(request, 403, "The form expired or came from elsewhere. Reload the page and try again.")
+        return rater, None
+
     @app.post("/r/{token}/profile", response_class=HTMLResponse)
     async def rater_profile(request: Request, token: str) -> Response:
         form = await request.form()
         with survey.sessions() as session:
-            rater = find_rater(session, token)
-            if rater is None:
-                return refuse(request, 404, "This link is not valid.")
-            if not same_origin(request) or not csrf_ok(survey.secret, f"rater:{rater.id}", form.get("csrf")):
-                return refuse(request, 403, "The form expired or came from elsewhere. Reload the page and try again.")
+            rater, refusal = posting_rater(request, session, token, form)
+            if refusal is not None:
+                return refusal
             specialty, years = str(form.get("specialty", "")), str(form.get("years", "")).strip()
             if specialty not in SPECIALTIES or not years.isdigit() or not 0 <= int(years) <= YEARS_MAX:
                 return page(request, "profile.html", 422, token=token, specialties=SPECIALTIES, years_max=YEARS_MAX,
@@ -259,11 +266,9 @@ def create_app(db: str | Path, images_dir: Path | None = None) -> FastAPI:
     async def rater_answer(request: Request, token: str, position: int) -> Response:
         form = await request.form()
         with survey.sessions() as session:
-            rater = find_rater(session, token)
-            if rater is None:
-                return refuse(request, 404, "This link is not valid.")
-            if not same_origin(request) or not csrf_ok(survey.secret, f"rater:{rater.id}", form.get("csrf")):
-                return refuse(request, 403, "The form expired or came from elsewhere. Reload the page and try again.")
+            rater, refusal = posting_rater(request, session, token, form)
+            if refusal is not None:
+                return refusal
             if not 1 <= position <= survey.n_items:
                 return refuse(request, 404, f"There is no item {position}; the survey has {survey.n_items}.")
             if rater.specialty is None:
