@@ -31,8 +31,10 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
+# One pytest worker per core; a test file stays on one worker (its module fixtures are built once).
+TEST_WORKERS ?= auto
 test: venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py

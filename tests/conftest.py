@@ -25,6 +25,21 @@ def shared_data() -> Path:
     return shared_data_dir()
 
 
+def _threads_per_test_worker() -> None:
+    """Under pytest-xdist (`make test`: one worker per core), give each worker its share of the cores, so the
+    workers' OpenMP pools do not oversubscribe the machine; commands the tests start inherit it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // workers)
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+_threads_per_test_worker()
+
 SINGLE_THREAD_DIRS = {"attention", "models"}  # tiny model batches: OpenMP threads only wait on each other
 
 

@@ -142,6 +142,37 @@ def test_vit_baseline_maps_include_the_class_token():
         check_map(m, batch=2)
 
 
+def test_swin_maps_equal_the_attention_timm_computes_per_window():
+    """Each Swin block's map is the attention each position receives (mean over heads and the queries of its
+    window), computed from timm's own non-fused softmax output, unshifted back onto the feature grid."""
+    from timm.models.swin_transformer import SwinTransformerBlock, window_reverse
+
+    torch.manual_seed(0)
+    model = build_model("swin_tiny", "none", image_size=64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    truth = []
+    for block in (m for m in model.modules() if isinstance(m, SwinTransformerBlock)):
+        block.attn.fused_attn = False
+        block.attn.softmax.register_forward_hook(lambda _m, _a, out, b=block: truth.append((b, out)))
+        block.register_forward_pre_hook(lambda b, args: setattr(b, "_grid", args[0].shape[1:3]))
+    with torch.no_grad():
+        plain = model(x)
+        truth.clear()
+        with record_attention(model) as maps:
+            assert torch.equal(model(x), plain)
+    assert len(maps) == len(truth) == 12 and all(m.mechanism == "swin" and m.kind == "spatial" for m in maps)
+    shifted = 0
+    for m, (block, attn) in zip(maps, truth, strict=True):
+        (h, w), (wh, ww) = block._grid, block.window_size
+        grid = window_reverse(attn.mean(dim=(1, 2)).view(-1, wh, ww, 1), (wh, ww), h, w)[..., 0]
+        if any(block.shift_size):
+            grid, shifted = torch.roll(grid, shifts=tuple(block.shift_size), dims=(1, 2)), shifted + 1
+        assert m.values.shape == (2, h, w) and m.grid == (h, w)
+        torch.testing.assert_close(m.values, grid, atol=1e-5, rtol=1e-4)
+        assert m.to_image().shape == (2, 64, 64)
+    assert shifted > 0, "the shifted-window blocks were checked"
+
+
 def test_channel_maps_have_no_image_layout():
     model, x = model_and_input("resnet18", "se")
     with torch.no_grad(), record_attention(model) as maps:

@@ -1,17 +1,24 @@
-"""Self-attention of the ViT baseline (timm's `Attention`), recorded for comparison with the CNN mechanisms.
+"""Self-attention of the ViT and Swin baselines (timm), recorded for comparison with the CNN mechanisms.
 
-Paper: Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale",
-ICLR 2021, https://arxiv.org/abs/2010.11929; DeiT: Touvron et al., ICML 2021, https://arxiv.org/abs/2012.12877.
+Papers: Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale",
+ICLR 2021, https://arxiv.org/abs/2010.11929; DeiT: Touvron et al., ICML 2021, https://arxiv.org/abs/2012.12877;
+Liu et al., "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows", ICCV 2021,
+https://arxiv.org/abs/2103.14030.
 timm computes attention with a fused kernel and keeps no weights, so while recording (only) a forward hook
-recomputes softmax(q k^T * scale) from the block's own qkv projection and q/k norms. Swin's windowed maps
-are not recorded.
+recomputes the softmax from the block's own projections. ViT blocks give the full (B, heads, N, N) matrix.
+Swin attends within 7 x 7 windows, so its full matrix would be block-sparse and large (3,136 tokens per image
+in the first stage at 224 px); a Swin block gives instead the attention each position receives, averaged over
+heads and over the queries of its (shifted) window, put back on the feature grid: a (B, H, W) map of kind
+'spatial', the same quantity `AttentionMap.to_image` derives from a full matrix.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 from timm.layers import Attention
+from timm.models.swin_transformer import SwinTransformerBlock, window_reverse
 
 from medattn.attention.record import Emit, register_extractor
 
@@ -33,3 +40,31 @@ def vit_extractor(module: Attention, emit: Emit) -> list:
 
 
 register_extractor(Attention, "vit", vit_extractor)
+
+
+def swin_extractor(block: SwinTransformerBlock, emit: Emit) -> list:
+    """(B, H, W) attention received per position in one (shifted-)window block."""
+    seen: dict = {}
+
+    def note_grid(_mod, args):
+        seen["grid"] = tuple(args[0].shape[1:3])  # the block's input is (B, H, W, C)
+
+    def hook(attn, args, kwargs, _out):
+        x, mask = args[0], kwargs.get("mask", args[1] if len(args) > 1 else None)
+        windows, n, _ = x.shape
+        q, k, _v = attn.qkv(x).reshape(windows, n, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)
+        scores = (q * attn.scale) @ k.transpose(-2, -1) + attn._get_rel_pos_bias()
+        if mask is not None:  # shifted windows: -100 between pixels from different image regions
+            scores = (scores.view(-1, mask.shape[0], attn.num_heads, n, n) + mask[None, :, None]).flatten(0, 1)
+        received = scores.softmax(-1).mean(dim=(1, 2))  # (windows, n): per key, over heads and queries
+        (h, w), (wh, ww) = seen["grid"], block.window_size
+        padded = (math.ceil(h / wh) * wh, math.ceil(w / ww) * ww)
+        grid = window_reverse(received.view(-1, wh, ww, 1), (wh, ww), *padded)[:, :h, :w, 0]
+        if any(block.shift_size):
+            grid = torch.roll(grid, shifts=tuple(block.shift_size), dims=(1, 2))
+        emit("spatial", grid, grid=(h, w))
+
+    return [block.register_forward_pre_hook(note_grid), block.attn.register_forward_hook(hook, with_kwargs=True)]
+
+
+register_extractor(SwinTransformerBlock, "swin", swin_extractor)
