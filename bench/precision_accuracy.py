@@ -5,7 +5,7 @@ PneumoniaMNIST files, once per seed and precision, and compares test balanced ac
 with the stats module (`compare_models`: paired t, Holm, ROPE +-1 pp), printing its verdict sentence. The bf16
 runs are labelled as the "variant" of the fp32 runs so that the module pairs them like attention vs plain.
 
-    python bench/precision_accuracy.py [--seeds 3] [--epochs 5] [--out JSON]
+    python bench/precision_accuracy.py [--seeds 3] [--epochs 5] [--stem auto|s1|s2|standard] [--out JSON]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from medattn.data.dataset_spec import LoadContext, load_dataset
+from medattn.models.stem import STEMS
 from medattn.stats.compare import compare_models
 from medattn.stats.verdict import describe_comparisons
 from medattn.train.config import ModelConfig, TrainConfig
@@ -33,13 +34,14 @@ def main() -> None:
                                                                              REPO.parent / "shared" / "data")))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--stem", choices=["auto", *STEMS], default="auto")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "precision_accuracy.json")
     args = parser.parse_args()
     data = load_dataset("medmnist:pneumoniamnist", LoadContext(data_dir=args.data_dir / "medmnist"))
     rows, runs = [], []
     for seed in range(args.seeds):
         for precision in PRECISIONS:
-            run = train_run(data, ModelConfig(backbone="resnet18"),
+            run = train_run(data, ModelConfig(backbone="resnet18", stem=args.stem),
                             TrainConfig(epochs=args.epochs, precision=precision, progress=False), seed, None)
             runs.append({"seed": seed, "precision": precision, "stem": run.hardware["stem"],
                          "train_images_per_s": run.timing["train_images_per_s"],

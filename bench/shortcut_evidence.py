@@ -82,7 +82,8 @@ def usage(run_dir: Path) -> dict:
         out[f"{dataset}: chart used (p_holm < 0.01)"] = f"{int((chart['p_adjusted'] < 0.01).sum())}/{len(chart)}"
         out[f"{dataset}: chart CMI bits (mean)"] = round(float(chart["cmi_bits"].mean()), 4)
         concepts = own[own["feature"].isin(CONCEPTS)]
-        out[f"{dataset}: concepts used (p_holm < 0.05), runs of {own['seed'].groupby(own['model']).nunique().sum()}"] = {
+        runs = len(own.drop_duplicates(["model", "seed"]))
+        out[f"{dataset}: concepts used (p_holm < 0.05), of {runs} runs"] = {
             c: int((g["p_adjusted"] < 0.05).sum()) for c, g in concepts.groupby("feature")}
     nuisance = table[table["feature"].isin(list(NUISANCE_PROBS))]
     out["nuisance tests (all runs, epochs 2/4/final)"] = int(len(nuisance))

@@ -8,7 +8,10 @@ Achieved GFLOP/s = images/s x forward FLOPs per image (x3 for a training step: f
 a share of the GEMM peak of the precision it ran in. Also: inference images/s against the evaluation batch size
 (where throughput falls off the cache cliff).
 
-    python bench/train_throughput.py [--quick] [--rounds 3] [--out bench/results/train_throughput.json]
+    python bench/train_throughput.py [--quick] [--rounds 3] [--stems s1 s2 standard] [--out JSON]
+
+`--stems` also times ResNet-18 with each given stem at every size (fp32 and bf16 + channels_last): the cost
+column of the stem policy table (README "Stem policy").
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ def peaks(device: torch.device) -> dict[str, float]:
 
 
 def measure(backbone: str, attention: str, size: int, batch: int, variants: list[Variant], rounds: int,
-            device: torch.device) -> list[dict]:
+            device: torch.device, stem: str = "auto") -> list[dict]:
     """One row per variant: img/s, achieved GFLOP/s, and the bf16 speed-up over fp32 of the same layout."""
-    model = build_model(backbone, attention, num_classes=2, in_chans=3, image_size=size)
-    flops = forward_flops(backbone, attention, size, 3, 2)
+    model = build_model(backbone, attention, num_classes=2, in_chans=3, image_size=size, stem=stem)
+    flops = forward_flops(backbone, attention, size, 3, 2, stem=stem)
     speeds = compare_throughput(model, variants, batch, size, device=device, rounds=rounds)
     rows = []
     for v in variants:
@@ -78,6 +81,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[28, 64, 224])
     parser.add_argument("--mechanisms", nargs="*", default=[m for m in MECHANISMS if m != "none"])
     parser.add_argument("--eval-batches", nargs="*", type=int, default=[64, 256, 512, 1024])
+    parser.add_argument("--stems", nargs="*", default=[], help="Also time ResNet-18 with each of these stems.")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train_throughput.json")
     args = parser.parse_args()
     if args.quick:
@@ -90,6 +94,11 @@ def main() -> None:
         for size in args.sizes:
             batch = 16 if size >= 224 else 64
             rows += measure(backbone, "none", size, batch, VARIANTS, args.rounds, device)
+    for size in args.sizes:
+        for stem in args.stems:
+            batch = 16 if size >= 224 else 64
+            rows += measure("resnet18", "none", size, batch, [Variant("fp32"), Variant("bf16", True)], args.rounds,
+                            device, stem=stem)
     for mechanism in args.mechanisms:
         rows += measure("resnet18", mechanism, 64, 32, [Variant("fp32"), Variant("bf16", True)], args.rounds, device)
     sweep = eval_batch_sweep([28, 64], args.eval_batches, device, args.rounds)

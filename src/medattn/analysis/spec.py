@@ -14,7 +14,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from medattn.data.synthetic import ARTEFACTS
 from medattn.schema import Strict
 
 
@@ -32,6 +31,8 @@ class FeaturesSpec(Strict):
     @field_validator("probes")
     @classmethod
     def _known_artefacts(cls, value: list[str]) -> list[str]:
+        from medattn.data.synthetic import ARTEFACTS  # (imports torch: only when probes are given)
+
         unknown = [v for v in value if v not in ARTEFACTS]
         if unknown:
             raise ValueError(f"unknown artefact '{unknown[0]}'; valid names: {', '.join(ARTEFACTS)}")

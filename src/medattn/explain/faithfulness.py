@@ -16,8 +16,9 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
+from medattn.explain.spec import DEFAULT_STEPS
+
 Baseline = Literal["blur", "mean"]
-DEFAULT_STEPS = 16
 
 
 def baseline_images(x: torch.Tensor, kind: Baseline = "blur") -> torch.Tensor:

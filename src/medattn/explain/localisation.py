@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DEFAULT_TOLERANCE = 1
-DEFAULT_TOP_FRACTION = 0.2
+from medattn.explain.spec import DEFAULT_TOLERANCE, DEFAULT_TOP_FRACTION
 
 
 def energy_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

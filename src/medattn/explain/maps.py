@@ -80,7 +80,7 @@ def own_attention_sets(model: nn.Module, x: torch.Tensor, predicted: torch.Tenso
     sets, notes = [], []
     if want_attention:
         if not per_layer:
-            notes.append("attention: n/a (no spatial attention map: plain CNN, channel-only mechanism or Swin)")
+            notes.append("attention: n/a (no spatial attention map: plain CNN or channel-only mechanism)")
         names = list(per_layer)
         # scored: the deepest module whose map is at least 2 x 2 (a 1 x 1 gate is constant)
         deepest = next((n for n in reversed(names) if grids[n] >= MIN_GRID), names[-1] if names else None)

@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from medattn.explain.cam import METHODS
-from medattn.explain.faithfulness import DEFAULT_STEPS
-from medattn.explain.localisation import DEFAULT_TOLERANCE, DEFAULT_TOP_FRACTION
 from medattn.schema import Strict
 
+# Defaults of the scoring functions live here, so that reading a study spec imports neither torch nor timm
 DEFAULT_METHODS = ("gradcam", "attention", "rollout")
+DEFAULT_STEPS = 16  # deletion / insertion steps
+DEFAULT_TOLERANCE = 1  # pointing game, pixels
+DEFAULT_TOP_FRACTION = 0.2  # top-k region for IoU
 
 
 class ExplainSpec(Strict):
@@ -36,6 +37,8 @@ class ExplainSpec(Strict):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, value: list[str]) -> list[str]:
+        from medattn.explain.cam import METHODS
+
         bad = [m for m in value if m not in METHODS]
         if bad:
             raise ValueError(f"unknown explanation method(s) {', '.join(bad)}; use some of {', '.join(METHODS)}")

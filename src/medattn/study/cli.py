@@ -63,10 +63,13 @@ def _user_errors(fn: F) -> F:
 
 
 def _plan(spec: Path, storage: str | None, out: Path | None):
-    from medattn.study.plan import make_plan
+    """The study's plan; the spec is read first, so its errors come before torch and optuna are imported."""
     from medattn.study.spec import load_spec
 
-    return make_plan(load_spec(spec), out, storage)
+    study = load_spec(spec)
+    from medattn.study.plan import make_plan
+
+    return make_plan(study, out, storage)
 
 
 @app.command()
@@ -79,6 +82,7 @@ def run(spec: Path = SPEC_ARG,
         threads: int | None = typer.Option(None, "--threads", min=1,
                                            help="CPU threads per worker; default: cores / workers.")) -> None:
     """Plan the study, run it with local workers, write OUT/results.csv. Re-running resumes."""
+    plan = _plan(spec, storage, out)
     from medattn.study.engine import Engine
     from medattn.study.hooks import after_study
     from medattn.study.plan import validate_plan
@@ -86,7 +90,6 @@ def run(spec: Path = SPEC_ARG,
     from medattn.study.status import status_table, study_progress
     from medattn.study.worker import run_local_workers
 
-    plan = _plan(spec, storage, out)
     validate_plan(plan)  # every dataset loads and every model builds before any training
     engine = Engine(plan)
     engine.ensure_planned()
@@ -127,6 +130,7 @@ def work(spec: Path = SPEC_ARG, storage: str | None = STORAGE_OPT, out: Path | N
                                           help="Skip loading every dataset and building every model up front.")
          ) -> None:
     """Join a study as one worker (any machine that sees the storage and the output directory)."""
+    plan = _plan(spec, storage, out)
     from medattn.study.plan import validate_plan
     from medattn.study.worker import run_worker
 
@@ -134,7 +138,6 @@ def work(spec: Path = SPEC_ARG, storage: str | None = STORAGE_OPT, out: Path | N
         import torch
 
         torch.set_num_threads(threads)
-    plan = _plan(spec, storage, out)
     if not skip_checks:
         validate_plan(plan)
     result = run_worker(plan, name=name or f"{os.uname().nodename}-{os.getpid()}", max_runs=max_runs)
@@ -147,11 +150,11 @@ def status(spec: Path = SPEC_ARG, storage: str | None = STORAGE_OPT, out: Path |
            watch: bool = typer.Option(False, "--watch", help="Refresh until the study is complete."),
            interval: float = typer.Option(5.0, "--interval", min=0.5, help="Seconds between refreshes.")) -> None:
     """Show done / running / failed / pending runs per dataset and model, with an ETA."""
+    plan = _plan(spec, storage, out)
+    _require_existing(plan)
     from medattn.study.engine import open_plan_storage
     from medattn.study.status import is_complete, status_table, study_progress
 
-    plan = _plan(spec, storage, out)
-    _require_existing(plan)
     store = open_plan_storage(plan)
     progress = study_progress(plan, store)
     if not watch:
@@ -176,11 +179,11 @@ def results(spec: Path = SPEC_ARG, storage: str | None = STORAGE_OPT, out: Path 
                                                   help="Where the artifacts are on this machine; default OUT.")
             ) -> None:
     """Write the tidy results table: one row per run x split x metric."""
+    plan = _plan(spec, storage, out)
+    _require_existing(plan)
     from medattn.study.engine import open_plan_storage
     from medattn.study.results import collect_results, write_results
 
-    plan = _plan(spec, storage, out)
-    _require_existing(plan)
     frame = collect_results(plan, open_plan_storage(plan), stage.value, artifacts)
     path = write_results(frame, output or plan.out_dir / f"results.{fmt.value}", fmt.value)
     runs = frame.drop_duplicates(["dataset", "model", "stage", "seed", "trial"]) if len(frame) else frame
