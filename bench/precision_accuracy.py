@@ -2,7 +2,8 @@
 
 Trains with medattn's training loop (default stem, augmentation, AdamW, cosine schedule) on the official
 PneumoniaMNIST files, once per seed and precision, and compares test balanced accuracy bf16 vs fp32 paired by seed
-with the stats module (`compare_models`: paired t, Holm, ROPE +-1 pp), printing its verdict sentence. The bf16
+with the stats module (`compare_models`: paired t, Holm, ROPE +-1 pp), printing its verdict sentence (and the
+same for validation balanced accuracy). The bf16
 runs are labelled as the "variant" of the fp32 runs so that the module pairs them like attention vs plain.
 
     python bench/precision_accuracy.py [--seeds 3] [--epochs 5] [--stem auto|s1|s2|standard] [--out JSON]
@@ -53,8 +54,8 @@ def main() -> None:
                              "attention": "none" if precision == "fp32" else precision, "is_baseline": False,
                              "seed": seed, "split": split, "metric": "balanced_accuracy",
                              "value": run.metrics[split]["balanced_accuracy"]})
-    table = compare_models(pd.DataFrame(rows), metrics=["balanced_accuracy"])
-    sentences = describe_comparisons(table)
+    sentences = [sentence for split in ("test", "val") for sentence in
+                 describe_comparisons(compare_models(pd.DataFrame(rows), split=split, metrics=["balanced_accuracy"]))]
     print("\n".join(sentences))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": runs, "comparison": sentences}, indent=2))
