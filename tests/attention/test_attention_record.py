@@ -7,7 +7,7 @@ import torch
 
 from medattn.attention import MECHANISMS, record_attention
 from medattn.attention.record import AttentionMap, _lookup
-from medattn.models import build_model
+from medattn.models import BACKBONES, build_model
 from medattn.models.describe import combinations
 
 SIZE = 28
@@ -15,7 +15,10 @@ WITH_MAPS = [n for n in MECHANISMS if n != "none"]
 
 
 def model_and_input(backbone: str, attention: str, batch: int = 2, **options):
-    """An eval-mode model at 28 px and a fixed input."""
+    """An eval-mode model at 28 px and a fixed input; CNNs get the stride-1 stem, whose 4 x 4 last stage the
+    geometry checks below rely on."""
+    if BACKBONES[backbone].kind == "cnn":
+        options.setdefault("stem", "s1")
     torch.manual_seed(0)
     model = build_model(backbone, attention, image_size=SIZE, **options).eval()
     return model, torch.randn(batch, 3, SIZE, SIZE)
