@@ -56,9 +56,10 @@ def perturbation_curves(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, c
     deletion = torch.where(changed, base[:, None], x[:, None])
     insertion = torch.where(changed, x[:, None], base[:, None])
     batch = torch.cat([deletion, insertion], dim=1).flatten(0, 1)  # (B * 2(S+1), C, H, W)
+    batch = batch.contiguous(memory_format=torch.channels_last)  # the faster CPU convolution layout (train/layout.py)
     target = classes.to(x.device).repeat_interleave(2 * (steps + 1))
     probs = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in range(0, batch.shape[0], chunk):
             out = model(batch[start:start + chunk]).float().softmax(1)
             probs.append(out.gather(1, target[start:start + chunk, None])[:, 0])
