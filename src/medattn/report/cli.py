@@ -21,7 +21,7 @@ def report_command(
     from medattn.report.build import build_report
 
     paths = build_report(run_dir, out=out, rope=rope)
-    console = Console()
+    console = Console(soft_wrap=True)  # paths are never broken across lines: users copy them
     console.print(f"report: {paths.html}", highlight=False)
     console.print(f"        {paths.markdown} ({len(paths.figures)} figures in {paths.markdown.parent / 'figures'})",
                   highlight=False)
