@@ -58,21 +58,23 @@ def accuracy(run_dir: Path) -> dict:
     return {f"{d} {m} {s}": v for (d, m, s), v in table.items()}
 
 
+def strong_vs_weak(values: pd.Series) -> dict:
+    """Welch comparison of the values indexed (first level) by dataset: strong minus weak shortcut."""
+    return welch(values[STRONG].to_numpy(float), values[WEAK].to_numpy(float))
+
+
 def explanations(run_dir: Path) -> dict:
     """Grad-CAM energy on the chart, strong vs weak shortcut (images with a chart; every run and image)."""
     scores = pd.read_csv(run_dir / "explanations" / "scores.csv")
     energy = scores[(scores["metric"] == "artefact_energy") & (scores["target"] == "predicted")].dropna(subset="value")
-    out = {}
-    for method in ("gradcam", "uniform"):
-        own = energy[energy["method"] == method]
-        out[method] = welch(own.loc[own["dataset"] == STRONG, "value"].to_numpy(float),
-                            own.loc[own["dataset"] == WEAK, "value"].to_numpy(float))
+    by_dataset = energy.set_index("dataset")
+    out = {method: strong_vs_weak(by_dataset.loc[by_dataset["method"] == method, "value"])
+           for method in ("gradcam", "uniform")}
+    gradcam = energy[energy["method"] == "gradcam"]
     # the images of one dataset are shared by its runs: the run means (6 vs 6) give the conservative interval
-    runs = energy[energy["method"] == "gradcam"].groupby(["dataset", "model", "seed"])["value"].mean()
-    out["gradcam, run means"] = welch(runs[STRONG].to_numpy(float), runs[WEAK].to_numpy(float))
-    for model, own in energy[energy["method"] == "gradcam"].groupby("model"):
-        out[f"gradcam {model}"] = welch(own.loc[own["dataset"] == STRONG, "value"].to_numpy(float),
-                                        own.loc[own["dataset"] == WEAK, "value"].to_numpy(float))
+    out["gradcam, run means"] = strong_vs_weak(gradcam.groupby(["dataset", "model", "seed"])["value"].mean())
+    for model, own in gradcam.groupby("model"):
+        out[f"gradcam {model}"] = strong_vs_weak(own.set_index("dataset")["value"])
     return out
 
 
@@ -100,9 +102,9 @@ def probes(run_dir: Path) -> dict:
     """Chart insertion flip rates per run, strong vs weak."""
     table = probe_table(run_dir, ProbeOptions(artefacts=("patch",), removal=False, split="test_ood"))
     insert = table[table["probe"] == "insert"]
-    flips = {d: g["flip_rate"].to_numpy(float) for d, g in insert.groupby("dataset")}
-    return {"insert flip rate by run": {d: np.round(v, 3).tolist() for d, v in flips.items()},
-            "insert flip rate strong - weak": welch(flips[STRONG], flips[WEAK])}
+    flips = insert.set_index("dataset")["flip_rate"]
+    return {"insert flip rate by run": {d: np.round(g.to_numpy(float), 3).tolist() for d, g in flips.groupby(level=0)},
+            "insert flip rate strong - weak": strong_vs_weak(flips)}
 
 
 def main() -> None:
