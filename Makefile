@@ -13,7 +13,6 @@ venv: $(STAMP) sysdeps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -31,10 +30,11 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
-# One pytest worker per core; a test file stays on one worker (its module fixtures are built once).
+# One pytest worker per core; a test file stays on one worker (its module fixtures are built once), and files
+# are handed out in collection order (tests/conftest.py puts the slow ones first).
 TEST_WORKERS ?= auto
 test: venv lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py

@@ -55,3 +55,10 @@ def _one_torch_thread_for_model_tests(request):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with slow tests first (stable order otherwise): under `make test` (`--dist loadfile
+    --no-loadscope-reorder`) the workers take files in this order, so no long file starts last and runs alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
