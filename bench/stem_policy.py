@@ -119,7 +119,8 @@ def main() -> None:
         # class-weighted, as a user would train HAM10000's 7 classes (nv 67 %, df 1 %) for balanced accuracy
         study(stratified_subset(ham, {"train": args.ham_train, "val": args.ham_val}), "HAM10000-64", args.seeds,
               args.ham_epochs or args.epochs, results, args.out, tuple(args.stems), class_weighted=True)
-    table = Table(title=f"stem policy: ResNet-18, {args.epochs} epochs, {args.seeds} seeds, "
+    table = Table(title=f"stem policy: ResNet-18, {args.epochs} epochs (HAM10000: {args.ham_epochs or args.epochs}), "
+                        f"{args.seeds} seeds, "
                         f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}")
     for col in ("dataset", "stem", "seeds", "val bal. acc.", "GFLOPs/img", "train img/s"):
         table.add_column(col, justify="right")
