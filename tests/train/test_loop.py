@@ -35,16 +35,16 @@ TINY = ModelConfig(backbone="resnet18", small_stem=False)
 
 
 @pytest.mark.slow
-def test_resnet18_learns_pneumoniamnist_in_three_epochs(pneumonia, tmp_path):
-    """The whole official training split, 3 epochs, the standard stem (0.066 GFLOPs per image, 14x fewer than the
+def test_resnet18_learns_pneumoniamnist_in_two_epochs(pneumonia, tmp_path):
+    """The whole official training split, 2 epochs, the standard stem (0.066 GFLOPs per image, 14x fewer than the
     stride-1 stem this test used before) and the automatic precision (bf16 on a bf16 CPU). Calibration, seeds 0-2
-    on a 2-core AMX CPU: test balanced accuracy 0.844 / 0.871 / 0.876, AUC 0.944 / 0.949 / 0.955 (chance: 0.5);
-    the thresholds leave 6 and 2 points of room for other seeds, CPUs and fp32."""
+    on a 2-core AMX CPU, one thread: test balanced accuracy 0.830 / 0.827 / 0.862, AUC 0.930 / 0.938 / 0.932
+    (chance: 0.5); the thresholds leave about 7 and 3 points of room for other seeds, CPUs and fp32."""
     result = train_run(pneumonia, ModelConfig(backbone="resnet18", stem="standard"),
-                       TrainConfig(epochs=3, progress=False), 0, tmp_path)
+                       TrainConfig(epochs=2, progress=False), 0, tmp_path)
     test = result.metrics["test"]
-    print("PneumoniaMNIST-28, ResNet-18, 3 epochs:", test, result.timing)
-    assert test["balanced_accuracy"] >= 0.78 and test["auc"] >= 0.92
+    print("PneumoniaMNIST-28, ResNet-18, 2 epochs:", test, result.timing)
+    assert test["balanced_accuracy"] >= 0.76 and test["auc"] >= 0.90
 
 
 def test_same_seed_same_numbers_other_seed_differs(small, tmp_path):
