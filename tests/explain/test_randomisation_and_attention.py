@@ -51,3 +51,16 @@ def test_rollout_equals_a_direct_product_of_the_blocks():
         direct = (direct - direct.min()) / (direct - direct.min()).max()
         assert torch.allclose(ours[i], direct, atol=1e-4)
     assert rollout([m for m in recorded if m.mechanism != "vit"], (32, 32)) is None
+
+
+def test_randomised_model_has_the_architecture_of_the_checkpoint():
+    """The randomisation check compares a trained model with its random twin: same stem, not the policy's."""
+    from medattn.explain.runner import randomised_model
+    from medattn.models.stem import default_stem
+
+    sidecar = {"model": {"backbone": "resnet18", "attention": "none", "placement": None, "attention_kwargs": {},
+                         "small_stem": None, "stem": "s1", "drop_rate": 0.0},
+               "data": {"num_classes": 2, "in_chans": 1, "image_size": 28}}
+    assert default_stem(28) != "s1"
+    model = randomised_model(sidecar, seed=0, device=torch.device("cpu"))
+    assert model.medattn_spec["stem"] == "s1"

@@ -102,6 +102,20 @@ def test_negative_epochs(tmp_path: Path) -> None:
     assert ":5: train.epochs:" in msg and "greater than or equal to 1" in msg
 
 
+def test_stem_override_reaches_the_model_config(tiny_npz: Path, tmp_path: Path) -> None:
+    path = tmp_path / "stem.yaml"
+    path.write_text(f"datasets: [medmnist:{tiny_npz}]\nmodels:\n  grid: {{backbones: [resnet18], attentions: [se], "
+                    f"stem: s1}}\n  list:\n    - {{name: r18-std, backbone: resnet18, stem: standard}}\n")
+    plan = make_plan(load_spec(path), tmp_path / "out")
+    assert {m.name: m.config.stem for m in plan.models} == {"resnet18": "s1", "resnet18+se": "s1",
+                                                            "r18-std": "standard"}
+    msg = _error("datasets: [medmnist:pneumoniamnist]\nmodels:\n  list:\n"
+                 "    - {backbone: resnet18, stem: s2, small_stem: true}\n", tmp_path)
+    assert ":4: models.list[0]:" in msg and "small_stem and stem both choose the stem" in msg
+    msg = _error("datasets: [medmnist:pneumoniamnist]\nmodels:\n  grid: {backbones: [resnet18], stem: s3}\n", tmp_path)
+    assert ":3: models.grid.stem:" in msg and "'standard'" in msg
+
+
 def test_duplicate_model_names(tmp_path: Path) -> None:
     msg = _error("datasets: [medmnist:pneumoniamnist]\nmodels:\n  grid:\n    backbones: [resnet18]\n"
                  "    attentions: [se]\n  list:\n    - {name: resnet18+se, backbone: resnet18, attention: se}\n",

@@ -90,12 +90,13 @@ def normalised(sample: Sample, sidecar: dict, device: torch.device) -> torch.Ten
 def randomised_model(sidecar: dict, seed: int, device: torch.device) -> torch.nn.Module:
     """The run's architecture with fresh random weights (for the randomisation check)."""
     from medattn.models.build import build_model
+    from medattn.train.checkpoint import stem_arguments
 
     cfg, data = sidecar["model"], sidecar["data"]
     torch.manual_seed(seed)
     model = build_model(cfg["backbone"], cfg["attention"], num_classes=data["num_classes"], in_chans=data["in_chans"],
-                        image_size=data["image_size"], small_stem=cfg["small_stem"], drop_rate=cfg["drop_rate"],
-                        placement=cfg["placement"], **cfg["attention_kwargs"])
+                        image_size=data["image_size"], drop_rate=cfg["drop_rate"], placement=cfg["placement"],
+                        **stem_arguments(cfg, data["image_size"]), **cfg["attention_kwargs"])
     _unit_norm_scales(model)
     return model.to(device).eval()
 

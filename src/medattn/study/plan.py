@@ -160,7 +160,7 @@ def expand_models(spec: StudySpec) -> list[ModelVariant]:
                     cfg = ModelConfig(backbone=backbone, attention=attention,
                                       placement=None if plain else placement,
                                       attention_kwargs={} if plain else grid.attention_kwargs,
-                                      small_stem=grid.small_stem, drop_rate=grid.drop_rate)
+                                      small_stem=grid.small_stem, stem=grid.stem, drop_rate=grid.drop_rate)
                     name = backbone if plain else f"{backbone}+{attention}"
                     if not plain and len(placements) > 1:
                         name += f"@{p_name}"

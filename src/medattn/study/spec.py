@@ -45,7 +45,7 @@ from medattn.schema import Strict
 from medattn.study.params import UNTUNABLE, apply_params, is_tunable, tunable_names
 from medattn.study.validation_errors import validation_error
 from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
-from medattn.train.config import ModelConfig, TrainConfig
+from medattn.train.config import ModelConfig, StemChoice, TrainConfig, check_one_stem_choice
 
 SELECTION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
@@ -90,7 +90,13 @@ class ModelEntry(Strict):
     placement: dict[str, Any] | None = None
     attention_kwargs: dict[str, Any] = Field(default_factory=dict)
     small_stem: bool | None = None
+    stem: StemChoice = "auto"
     drop_rate: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_stem_choice(self):
+        check_one_stem_choice(self.small_stem, self.stem)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -105,7 +111,7 @@ class ModelEntry(Strict):
     def model_config_(self) -> ModelConfig:
         """The ModelConfig this entry describes."""
         return ModelConfig(backbone=self.backbone, attention=self.attention, placement=self.placement,
-                           attention_kwargs=self.attention_kwargs, small_stem=self.small_stem,
+                           attention_kwargs=self.attention_kwargs, small_stem=self.small_stem, stem=self.stem,
                            drop_rate=self.drop_rate)
 
 
@@ -119,7 +125,13 @@ class GridSpec(Strict):
     include_plain: bool = True
     attention_kwargs: dict[str, Any] = Field(default_factory=dict)
     small_stem: bool | None = None
+    stem: StemChoice = "auto"
     drop_rate: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_stem_choice(self):
+        check_one_stem_choice(self.small_stem, self.stem)
+        return self
 
     @field_validator("placements")
     @classmethod

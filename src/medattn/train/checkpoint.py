@@ -32,13 +32,13 @@ def load_model(path: Path) -> tuple[torch.nn.Module, dict]:
     model = build_model(
         cfg["backbone"], cfg["attention"], num_classes=data["num_classes"], in_chans=data["in_chans"],
         image_size=data["image_size"], drop_rate=cfg["drop_rate"], placement=cfg["placement"],
-        **_stem_arguments(cfg, data["image_size"]), **cfg["attention_kwargs"],
+        **stem_arguments(cfg, data["image_size"]), **cfg["attention_kwargs"],
     )
     model.load_state_dict(state)
     return model.eval(), sidecar
 
 
-def _stem_arguments(cfg: dict, image_size: int) -> dict:
+def stem_arguments(cfg: dict, image_size: int) -> dict:
     """The stem a checkpoint was built with: recorded since the stem policy, else the rule that preceded it."""
     from medattn.models.stem import SMALL_IMAGE
 

@@ -8,6 +8,8 @@ from pydantic import Field, model_validator
 
 from medattn.schema import Strict
 
+StemChoice = Literal["auto", "s1", "s2", "standard"]  # auto: the measured policy (models/stem.py)
+
 
 class AugmentConfig(Strict):
     """Batched on-device augmentation; `strength` scales every geometric and colour range at once."""
@@ -33,14 +35,19 @@ class ModelConfig(Strict):
     placement: dict | None = None
     attention_kwargs: dict = Field(default_factory=dict)
     small_stem: bool | None = None  # override: true = stride-1 stem, false = standard stem, None = `stem`
-    stem: Literal["auto", "s1", "s2", "standard"] = "auto"  # auto: the measured policy (models/stem.py)
+    stem: StemChoice = "auto"  # auto: the measured policy (models/stem.py)
     drop_rate: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _one_stem_choice(self) -> ModelConfig:
-        if self.small_stem is not None and self.stem != "auto":
-            raise ValueError(f"small_stem and stem both choose the stem; keep small_stem or stem='{self.stem}'")
+        check_one_stem_choice(self.small_stem, self.stem)
         return self
+
+
+def check_one_stem_choice(small_stem: bool | None, stem: str) -> None:
+    """`small_stem` and `stem` are two ways to choose the stem: a model may use one of them."""
+    if small_stem is not None and stem != "auto":
+        raise ValueError(f"small_stem and stem both choose the stem; keep small_stem or stem='{stem}'")
 
 
 class TrainConfig(Strict):
