@@ -243,7 +243,8 @@ class Engine:
             model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
             data = self.dataset(unit)
             self._ensure_cost(unit, model_cfg, data)
-            self.log(f"{label}: start (tuned trial {tuned_from}) {_short(params)}")
+            origin = "untuned" if tuned_from is None else f"tuned trial {tuned_from}"
+            self.log(f"{label}: start ({origin}) {_short(params)}".rstrip())
             result = self.train_fn(data, model_cfg, train_cfg, seed, out_dir, None)
             value = float(result.metrics["val"][metric])
             return (TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED, value,
