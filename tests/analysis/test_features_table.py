@@ -25,9 +25,12 @@ def test_derm_synth_table_has_concepts_artefacts_and_abcd_and_skips_constants(tm
     extra = tmp_path / "f.csv"
     pd.DataFrame({"id": ["3", "1", "999"], "scanner": ["a", "b", "c"]}).to_csv(extra, index=False)
     table = build_feature_table(data, extra)
-    assert {"asymmetry", "patch", "hair", "diameter_px", "scanner"} <= set(table.table.columns)
+    assert {"asymmetry", "abcd_asymmetry", "patch", "hair", "diameter_px", "scanner"} <= set(table.table.columns)
     assert table.skipped == {"constant": "constant over all images"}
-    assert table.source["patch"] == "concept" and table.source["asymmetry"] == "abcd"
+    assert table.source["patch"] == "concept" and table.source["diameter_px"] == "abcd"
+    # the ground-truth concept keeps its name; the mask measure of the same name is prefixed
+    assert table.source["asymmetry"] == "concept" and table.source["abcd_asymmetry"] == "abcd"
+    assert table.table["asymmetry"].tolist() == data.concepts["asymmetry"].tolist()
     assert table.source["scanner"] == "file"
     assert table.table["scanner"].iloc[[1, 3]].tolist() == ["b", "a"] and table.table["scanner"].isna().sum() == 58
 

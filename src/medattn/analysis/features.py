@@ -54,6 +54,8 @@ def build_feature_table(data: ImageSet, extra: str | Path | None = None, abcd: b
         source.update(dict.fromkeys(concepts.columns, kind))
     if abcd and data.masks is not None:
         table = cached_abcd_features(data.masks, data.images, data.cache_path)
+        # derm-synth's ground-truth `asymmetry` concept and the mask measure must both stay: prefix the measure
+        table = table.rename(columns={c: f"abcd_{c}" for c in table.columns if c in source})
         parts.append(table)
         source.update(dict.fromkeys(table.columns, "abcd"))
     if extra is not None:
