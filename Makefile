@@ -6,16 +6,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= $(abspath ../shared/data)
 export MEDATTN_SHARED_DATA ?= $(SHARED_DATA)
+# Some images set this, which would make every new process compile its imports again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: venv sysdeps run test lint bench clean
 
-venv: $(STAMP) sysdeps
+# The Python packages and the Debian packages install side by side (both wait mostly on disk and network).
+venv:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) sysdeps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@# Not byte-compiled here (pip would compile all ~15,000 files on one core): Python caches the ~5,000 it imports.
 	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
-	@# pip byte-compiles on one core; this uses all. Files written for newer Pythons fail here as under pip.
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 # Headless Chromium (HTML report test) and PostgreSQL (multi-machine study test) from Debian.
