@@ -25,7 +25,7 @@ import torch
 from scipy.stats import chi2_contingency
 from skimage.measure import regionprops
 
-from medattn.analysis.abcd import abcd_features, border_compactness, feret_diameter
+from medattn.analysis.abcd import CHUNK, abcd_features, border_compactness, feret_diameter
 from medattn.analysis.citest import usage_test
 from medattn.data.dataset_spec import LoadContext, load_dataset
 
@@ -77,7 +77,7 @@ def bench_abcd(root: str, size: int, n_ref: int = 300) -> list[dict]:
     data = load_dataset(HAM.format(root=root, size=size),
                         LoadContext.from_env(cache_dir=os.environ.get("MEDATTN_CACHE")))
     masks, images = data.masks, data.images
-    chunks = (masks > 0).float().split(256)  # the chunk size abcd_features uses
+    chunks = (masks > 0).float().split(CHUNK)  # batched as abcd_features batches
     sub = masks[:n_ref].numpy()
     task = f"ABCD features, HAM10000 masks at {size} px"
     timed = [("reference: skimage regionprops per image (border + diameter)", n_ref,

@@ -42,11 +42,11 @@ COLOUR_MAX_DISTANCE = 0.4
 COLOUR_MIN_SHARE = 0.05
 FERET_DIRECTIONS = 64
 CACHE_NAME = "abcd-v1.csv"
-_CHUNK = 256
+CHUNK = 256  # masks per batch: all 10,015 HAM10000 masks at once ran 2-4x slower (bench/features.py)
 
 
 def abcd_features(masks: torch.Tensor | np.ndarray, images: torch.Tensor | np.ndarray | None = None,
-                  chunk: int = _CHUNK) -> pd.DataFrame:
+                  chunk: int = CHUNK) -> pd.DataFrame:
     """A table with one row per image: asymmetry, border_compactness, colour_count, diameter_px (NaN: empty mask)."""
     masks = torch.as_tensor(masks)
     parts = []
