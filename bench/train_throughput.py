@@ -30,7 +30,7 @@ from medattn.attention import MECHANISMS
 from medattn.models.build import build_model
 from medattn.models.cost import forward_flops
 from medattn.models.throughput import Variant, compare_throughput, gemm_peak_gflops
-from medattn.train.precision import cpu_bf16_features
+from medattn.runtime.precision import cpu_bf16_features
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = [Variant("fp32"), Variant("fp32", True), Variant("bf16"), Variant("bf16", True)]

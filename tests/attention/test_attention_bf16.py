@@ -14,7 +14,7 @@ import torch
 
 from medattn.attention import MECHANISMS, create_attention
 from medattn.models import build_model
-from medattn.train.precision import Precision
+from medattn.runtime.precision import Precision
 
 MECHANISM_NAMES = list(MECHANISMS)
 MODULES = [n for n, m in MECHANISMS.items() if m.factory is not None]

@@ -16,7 +16,7 @@ from medattn.models import BACKBONES, build_model
 from medattn.models.cost import StoragePeak, cost_table, forward_flops, measure_cost, peak_step_memory_mb
 from medattn.models.describe import combinations, list_backbones, list_mechanisms
 from medattn.models.stem import default_stem
-from medattn.train.precision import resolve_precision
+from medattn.runtime.precision import resolve_precision
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention.py"
 MiB = 2**20

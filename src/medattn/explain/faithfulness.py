@@ -56,7 +56,7 @@ def perturbation_curves(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, c
     deletion = torch.where(changed, base[:, None], x[:, None])
     insertion = torch.where(changed, x[:, None], base[:, None])
     batch = torch.cat([deletion, insertion], dim=1).flatten(0, 1)  # (B * 2(S+1), C, H, W)
-    batch = batch.contiguous(memory_format=torch.channels_last)  # the faster CPU convolution layout (train/layout.py)
+    batch = batch.contiguous(memory_format=torch.channels_last)  # faster CPU convolutions (runtime/memory_format.py)
     target = classes.to(x.device).repeat_interleave(2 * (steps + 1))
     probs = []
     with torch.inference_mode():

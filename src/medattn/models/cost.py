@@ -35,8 +35,8 @@ from torch.utils.weak import WeakIdKeyDictionary
 from medattn.models.build import build_model
 from medattn.models.describe import combinations
 from medattn.models.throughput import Variant, compare_throughput
-from medattn.train.layout import use_channels_last
-from medattn.train.precision import resolve_precision
+from medattn.runtime.memory_format import use_channels_last
+from medattn.runtime.precision import resolve_precision
 
 MB = 2**20
 

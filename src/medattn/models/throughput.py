@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from medattn.train.precision import Precision
+from medattn.runtime.precision import Precision
 
 
 @dataclass(frozen=True)

@@ -68,5 +68,5 @@ class TrainConfig(Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware is fast at it
-    channels_last: bool | Literal["auto"] = "auto"  # auto: the measured rule (train/layout.py)
+    channels_last: bool | Literal["auto"] = "auto"  # auto: the measured rule (runtime/memory_format.py)
     progress: bool = True

@@ -18,12 +18,12 @@ import torch.nn as nn
 from medattn.data.imageset import ImageSet
 from medattn.errors import TrainingFailed
 from medattn.models.build import build_model
+from medattn.runtime.memory_format import use_channels_last
+from medattn.runtime.precision import Precision, resolve_precision
 from medattn.train.augment import augment, channel_stats, to_float
 from medattn.train.checkpoint import save_checkpoint
 from medattn.train.config import ModelConfig, TrainConfig
-from medattn.train.layout import use_channels_last
 from medattn.train.metrics import classification_metrics
-from medattn.train.precision import Precision, resolve_precision
 from medattn.train.progress import EpochProgress
 
 EpochCallback = Callable[[int, dict[str, float]], None]

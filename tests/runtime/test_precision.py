@@ -7,10 +7,10 @@ import torch
 
 from medattn.errors import ModelError, SpecError
 from medattn.models.stem import default_stem, resolve_stem
-from medattn.train import precision as prec
+from medattn.runtime import precision as prec
+from medattn.runtime.memory_format import use_channels_last
+from medattn.runtime.precision import Precision, resolve_precision
 from medattn.train.config import ModelConfig
-from medattn.train.layout import use_channels_last
-from medattn.train.precision import Precision, resolve_precision
 
 CPU = torch.device("cpu")
 
