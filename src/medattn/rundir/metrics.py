@@ -1,0 +1,38 @@
+"""The metric registry: every score a run reports, its direction and whether a study may select on it.
+
+Training computes these (:mod:`medattn.train.metrics`), the study spec offers the selectable ones as
+``selection_metric``, stats orient differences by ``higher_is_better`` and the report lists them in this order.
+ECE is Guo et al. 2017 (top-label, 15 equal-width bins); the others are scikit-learn's definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its name in results.csv, direction, whether it can select models, what it measures."""
+
+    name: str
+    higher_is_better: bool
+    selectable: bool
+    description: str
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("balanced_accuracy", True, True, "mean per-class recall over the classes present"),
+    Metric("auc", True, True, "one-vs-rest ROC AUC averaged over classes (binary: AUC of class 1)"),
+    Metric("macro_f1", True, True, "unweighted mean F1 over the classes present"),
+    Metric("accuracy", True, True, "share of correctly classified images"),
+    Metric("ece", False, False, "expected calibration error, top label, 15 equal-width bins"),
+)
+METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
+SELECTABLE_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.selectable)
+LOWER_IS_BETTER: frozenset[str] = frozenset({m.name for m in METRICS if not m.higher_is_better}
+                                            | {"loss", "nll", "brier"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """Return True when larger values of ``metric`` are better (False for ECE, losses, Brier)."""
+    return metric not in LOWER_IS_BETTER
