@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from sqlalchemy import select, text
@@ -11,6 +12,7 @@ from starlette.testclient import TestClient
 from survey_helpers import MadeSurvey, admin_login, answer, csrf_of, give_profile, invite
 
 from medattn.survey.app import create_app
+from medattn.survey.security import csrf_ok, csrf_token
 from medattn.survey.store import Answer, Rater, Rating, make_engine
 
 
@@ -76,6 +78,41 @@ def test_forged_csrf_and_foreign_origin_are_refused(setting):
     response = one.post(f"/r/{first}/item/2", headers={"Origin": "https://evil.example"},
                         data={"csrf": real, "best": "A", "score_A": "1", "score_B": "1", "score_C": "1"})
     assert response.status_code == 403
+    assert snapshot(survey) == before
+
+
+def near_misses(real: str) -> list[str]:
+    """Tokens that share a prefix with ``real`` but are not it: truncations, one last character changed, extended."""
+    flipped = real[:-1] + ("0" if real[-1] != "0" else "1")
+    return [real[:1], real[:8], real[:32], real[:-1], flipped, real + "0"]
+
+
+def test_csrf_tokens_sharing_a_prefix_or_a_scope_prefix_are_refused():
+    real = csrf_token("s3cret", "rater:1")
+    assert csrf_ok("s3cret", "rater:1", real)
+    for given in near_misses(real):
+        assert not csrf_ok("s3cret", "rater:1", given), given
+    # the token is bound to the whole scope and the secret, not to a prefix of either
+    for scope in ("rater", "rater:", "rater:10", "rater:2", "admin:1", "login"):
+        assert csrf_token("s3cret", scope) != real and not csrf_ok("s3cret", scope, real), scope
+    assert not csrf_ok("s3cret2", "rater:1", real) and not csrf_ok("s3cre", "rater:1", real)
+
+
+def test_a_csrf_token_that_shares_a_prefix_with_the_real_one_is_refused_in_the_app(setting):
+    app, survey, (one, first), _ = setting
+    before = snapshot(survey)
+    real = csrf_of(one.get(f"/r/{first}/item/2").text)
+    for given in near_misses(real):
+        assert answer(one, first, 2, "A", {"A": 1, "B": 2, "C": 3}, csrf=given).status_code == 403, given
+    # the admin token of one session (or of the login form) does not work in another session
+    admin_one, admin_two = TestClient(app), TestClient(app)
+    csrf_one, csrf_two = admin_login(admin_one, survey.created.admin_token), admin_login(admin_two,
+                                                                                         survey.created.admin_token)
+    login_csrf = csrf_of(TestClient(app).get("/admin").text)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', admin_one.get("/admin").text).group(1)
+    for given in (csrf_two, login_csrf, *near_misses(csrf_one)):
+        refused = admin_one.post("/admin/invite", data={"csrf": given, "count": "1", "nonce": nonce})
+        assert refused.status_code == 403, given
     assert snapshot(survey) == before
 
 
