@@ -32,7 +32,7 @@ from scipy import stats
 from medattn.analysis.probes import ProbeOptions, probe_table
 from medattn.analysis.usage import UsageOptions, usage_table
 from medattn.data.synthetic import CONCEPTS, NUISANCE_PROBS
-from medattn.report.inputs import find_results_file, read_results
+from medattn.rundir.reader import find_results_file, read_results
 
 REPO = Path(__file__).resolve().parents[1]
 STRONG, WEAK = "shortcut-0.95", "shortcut-0.5"

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from medattn.errors import DataError
 from medattn.report import build_report, report_command
-from medattn.report.inputs import load_run
+from medattn.rundir.reader import load_run
 from medattn.stats import compare_models, describe_comparison
 
 

@@ -201,7 +201,7 @@ def probe_table(run_dir: Path, opts: ProbeOptions = ProbeOptions()) -> pd.DataFr
     """Probe rows for every run of a study (final weights), with the run's ID vs OOD gap; written to features/."""
     from medattn.analysis.usage import FEATURES_DIR, RUN_KEYS, load_context, predict_checkpoint, study_runs
     from medattn.data.dataset_spec import load_dataset
-    from medattn.report.inputs import find_results_file, read_results
+    from medattn.rundir.reader import find_results_file, read_results
 
     runs = study_runs(run_dir)
     ctx = load_context(run_dir)

@@ -25,7 +25,7 @@ from medattn.analysis.features import FeatureTable, build_feature_table, encode_
 from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
-from medattn.report.inputs import find_results_file, read_results
+from medattn.rundir.reader import find_results_file, read_results
 
 FEATURES_DIR = "features"
 USAGE_FILE = "usage.csv"

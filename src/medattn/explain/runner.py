@@ -47,7 +47,7 @@ class RunRef:
 
 def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, dict]:
     """The final runs (every seed, or the first of each model), the results table and study.json."""
-    from medattn.report.inputs import load_run
+    from medattn.rundir.reader import load_run
 
     data = load_run(Path(run_dir))
     keys = data.results[["dataset", "model", "backbone", "attention", "seed"]].drop_duplicates()

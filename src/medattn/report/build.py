@@ -21,10 +21,10 @@ import pandas as pd
 from medattn.report.context import ReportContext, ReportSettings
 from medattn.report.document import BulletList, Document, FigureBlock, Paragraph, Section
 from medattn.report.html import render_html
-from medattn.report.inputs import RunData, load_run
 from medattn.report.layout import REPORT_SECTIONS, load_section_plugins
 from medattn.report.markdown import render_markdown
 from medattn.report.overview import study_name
+from medattn.rundir.reader import RunData, load_run
 
 MAX_NOTES = 40
 

@@ -14,9 +14,9 @@ from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, Paragraph, Section, Table
 from medattn.report.formatting import METRIC_LABELS, VERDICT_LEGEND, VERDICT_MARKS, metric_label
+from medattn.rundir.metrics import higher_is_better
 from medattn.stats import describe_comparisons, paired_difference
 from medattn.stats.compare import VS_BEST_BASELINE, reference_baselines
-from medattn.stats.tidy import higher_is_better
 from medattn.stats.verdict import is_plain_significant
 
 

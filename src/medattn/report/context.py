@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from medattn.errors import DataError, UserError
-from medattn.report.inputs import RunData
+from medattn.rundir.reader import RunData
 from medattn.stats import CrossDatasetResult, compare_across_datasets, compare_models, summarize
 from medattn.stats.seed_bootstrap import SeedBootstrap, seed_averaged_bootstrap
 

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, NullFormatter
 
 from medattn.errors import DataError
+from medattn.rundir.columns import model_role
 from medattn.stats.predictions import confusion_matrix, per_class_recall
-from medattn.stats.tidy import model_role
 
 _ROLE_COLORS = {"baseline": "tab:gray", "plain": "tab:blue", "attention": "tab:orange"}
 

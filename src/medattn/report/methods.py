@@ -14,8 +14,8 @@ from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import Paragraph, Section
 from medattn.report.formatting import metric_label
+from medattn.rundir.columns import model_role
 from medattn.stats.compare import VS_BEST_BASELINE, reference_baselines
-from medattn.stats.tidy import model_role
 
 
 def _version() -> str:

@@ -9,10 +9,10 @@ from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table, slugify
 from medattn.report.figures import accuracy_cost_figure, pareto_front
 from medattn.report.formatting import metric_label
-from medattn.stats.tidy import higher_is_better, model_role
-from medattn.study.columns import COST_COLUMNS
+from medattn.rundir.columns import COST_COLUMNS, model_role
+from medattn.rundir.metrics import METRIC_NAMES, higher_is_better
 
-SUMMARY_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "macro_f1", "ece")
+SUMMARY_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m != "accuracy")
 COST_LABELS: dict[str, str] = {
     "params": "Params",
     "flops": "FLOPs",

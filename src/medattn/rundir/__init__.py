@@ -7,6 +7,9 @@ Low floor: imports only the standard library, numpy, pandas and :mod:`medattn.er
 from medattn.rundir.columns import RESULT_COLUMNS, Column
 from medattn.rundir.layout import LAYOUT, RunPath
 from medattn.rundir.metrics import METRICS, Metric
+from medattn.rundir.reader import RunData, load_run
 from medattn.rundir.version import SCHEMA_VERSION
 
-__all__ = ["LAYOUT", "METRICS", "RESULT_COLUMNS", "SCHEMA_VERSION", "Column", "Metric", "RunPath"]
+__all__ = [
+    "LAYOUT", "METRICS", "RESULT_COLUMNS", "SCHEMA_VERSION", "Column", "Metric", "RunData", "RunPath", "load_run",
+]

@@ -4,6 +4,8 @@ Test statistics come from scipy, statsmodels, scikit-posthocs and baycomp; this 
 that pairs runs by seed, orients differences, handles degenerate cases and phrases verdicts.
 """
 
+from medattn.rundir.metrics import higher_is_better
+from medattn.rundir.table import validate_results
 from medattn.stats.bayes import posterior_parameters, rope_probabilities
 from medattn.stats.bootstrap import (
     BootstrapResult,
@@ -29,7 +31,6 @@ from medattn.stats.ranking import (
     score_matrix,
 )
 from medattn.stats.summary import summarize
-from medattn.stats.tidy import higher_is_better, validate_results
 from medattn.stats.verdict import (
     VERDICT_LEGEND,
     VERDICT_MARKS,

@@ -38,18 +38,13 @@ import numpy as np
 import pandas as pd
 
 from medattn.errors import DataError
+from medattn.rundir.metrics import METRIC_NAMES, higher_is_better
+from medattn.rundir.table import model_roles, plain_references, validate_results
 from medattn.stats.bayes import rope_probabilities_many
 from medattn.stats.correction import holm_grouped
 from medattn.stats.paired import cohens_dz, hedges_correction, paired_t, signed_rank_many, wilcoxon_signed_rank
 from medattn.stats.power import minimum_detectable_difference
-from medattn.stats.tidy import (
-    KNOWN_METRICS,
-    higher_is_better,
-    model_roles,
-    plain_references,
-    seed_table,
-    validate_results,
-)
+from medattn.stats.tidy import seed_table
 from medattn.stats.verdict import decide
 
 _EXACT_WILCOXON_ROWS_MAX_N = 13  # sign-flip enumeration (2^n per row) up to here, scipy per row above
@@ -178,7 +173,7 @@ def _resolve_metrics(results: pd.DataFrame, metrics: Sequence[str] | None) -> li
     """Return the metrics to compare: the requested ones (all must exist) or the known ones present."""
     present = set(results["metric"].unique())
     if metrics is None:
-        return [m for m in KNOWN_METRICS if m in present]
+        return [m for m in METRIC_NAMES if m in present]
     missing = [m for m in metrics if m not in present]
     if missing:
         raise DataError(f"metrics={missing} not in the results table; metrics present: {sorted(present)}")

@@ -26,7 +26,8 @@ import scikit_posthocs as sp
 from scipy import stats
 
 from medattn.errors import DataError
-from medattn.stats.tidy import higher_is_better, validate_results
+from medattn.rundir.metrics import higher_is_better
+from medattn.rundir.table import validate_results
 
 
 @dataclass(frozen=True)

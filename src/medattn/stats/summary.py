@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from medattn.stats.tidy import KNOWN_METRICS, validate_results
-from medattn.study.columns import COST_COLUMNS
+from medattn.rundir.columns import COST_COLUMNS
+from medattn.rundir.metrics import METRIC_NAMES
+from medattn.rundir.table import validate_results
 
 
 def summarize(
@@ -16,7 +17,7 @@ def summarize(
     """Return one row per (dataset, model, metric): n seeds, mean, std (ddof=1), sem, and cost columns."""
     results = validate_results(results)
     if metrics is None:
-        metrics = [m for m in KNOWN_METRICS if m in set(results["metric"])]
+        metrics = [m for m in METRIC_NAMES if m in set(results["metric"])]
     sub = results[(results["split"] == split) & results["metric"].isin(list(metrics))]
     keys = ["dataset", "model", "backbone", "attention", "is_baseline", "metric"]
     grouped = sub.groupby(keys, sort=True)["value"]

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medattn.rundir.metrics import higher_is_better
 from medattn.stats.rounding import format_near_cutoffs, format_p
-from medattn.stats.tidy import higher_is_better
 
 SIGNIFICANT_GAIN = "significant gain"
 SIGNIFICANT_LOSS = "significant loss"

@@ -11,7 +11,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from medattn.errors import SpecError
-from medattn.study.columns import COST_COLUMNS, ID_COLUMNS, RUN_COLUMNS
+from medattn.rundir.columns import COST_COLUMNS, ID_COLUMNS, RUN_COLUMNS, hp_column
 from medattn.study.engine import COST_ATTR
 from medattn.study.plan import Plan, Unit
 from medattn.study.slots import slot_states
@@ -31,7 +31,7 @@ def collect_results(plan: Plan, storage: BaseStorage, stage: Stage = "final",
             rows += _tune_rows(plan, storage, unit, hp_names)
         if stage in ("final", "all"):
             rows += _final_rows(plan, storage, unit, hp_names, root)
-    columns = [*ID_COLUMNS, *(f"hp_{_column(n)}" for n in hp_names), *COST_COLUMNS, *RUN_COLUMNS]
+    columns = [*ID_COLUMNS, *(hp_column(n) for n in hp_names), *COST_COLUMNS, *RUN_COLUMNS]
     frame = pd.DataFrame(rows, columns=columns)
     frame["is_baseline"] = frame["is_baseline"].astype(bool)
     for col in ("seed", "trial", "best_epoch", "epochs_run"):
@@ -83,7 +83,7 @@ def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str
         timing = a.get("timing") or {}
         params = a.get("params") or {}
         run = {**_base(plan, unit, "final"), "seed": seed, "trial": trial.number, "status": a.get("status", "ok"),
-               **{f"hp_{_column(n)}": params.get(n) for n in hp_names},
+               **{hp_column(n): params.get(n) for n in hp_names},
                **{c: cost.get(c) for c in COST_COLUMNS},
                "best_epoch": a.get("best_epoch"), "epochs_run": a.get("epochs_run"),
                "run_train_seconds": timing.get("train_seconds"),
@@ -114,7 +114,7 @@ def _tune_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str]
         a = trial.user_attrs
         run = {**_base(plan, unit, "tune"), "seed": plan.spec.tuning.seed, "trial": trial.number,
                "status": a.get("status", "ok" if trial.state == TrialState.COMPLETE else "pruned"),
-               **{f"hp_{_column(n)}": trial.params.get(n) for n in hp_names},
+               **{hp_column(n): trial.params.get(n) for n in hp_names},
                "best_epoch": a.get("best_epoch"), "epochs_run": a.get("epochs_run"), "worker": a.get("worker")}
         val = a.get("val") or {}
         if val:
@@ -130,7 +130,3 @@ def _absolute(rel: str | None, root: Path) -> str | None:
         return None
     p = Path(rel)
     return str(p if p.is_absolute() else root / p)
-
-
-def _column(name: str) -> str:
-    return name.replace(".", "_")

@@ -41,13 +41,13 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from medattn.analysis.spec import FeaturesSpec
 from medattn.errors import SpecError
 from medattn.explain.spec import ExplainSpec
+from medattn.rundir.metrics import SELECTABLE_METRICS
 from medattn.schema import Strict
 from medattn.study.params import UNTUNABLE, apply_params, is_tunable, tunable_names
 from medattn.study.validation_errors import validation_error
 from medattn.study.yamlmarks import MarkedYaml, PathKey, format_path, load_marked, parse_marked
 from medattn.train.config import ModelConfig, StemChoice, TrainConfig, check_one_stem_choice
 
-SELECTION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
 DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
     "lr": {"low": 1e-4, "high": 1e-2, "log": True},
@@ -253,7 +253,7 @@ class StudySpec(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     seeds: int | list[int] = 5
-    selection_metric: Literal["balanced_accuracy", "auc", "macro_f1", "accuracy"] = "balanced_accuracy"
+    selection_metric: Literal[SELECTABLE_METRICS] = "balanced_accuracy"
     storage: str | None = None
     output: str | None = None
     data_dir: str | None = None

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy", "ece")
-
 
 def confusion(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
     """Confusion matrix, rows = true class, columns = predicted class."""
@@ -50,7 +48,7 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """All METRICS for integer labels (N,) and class probabilities (N, K)."""
+    """Every metric of :data:`medattn.rundir.METRICS` for integer labels (N,) and class probabilities (N, K)."""
     cm = confusion(labels, probs.argmax(1), probs.shape[1])
     return {
         "balanced_accuracy": balanced_accuracy(cm),

@@ -1,12 +1,16 @@
-"""Reading a study's run directory: the tidy results table, study.json, and each run's artifacts.
+"""The one reader of a run directory: the tidy results table, study.json, and each run's artifacts.
 
-RUN_DIR holds ``results.parquet`` (preferred) or ``results.csv`` (one row per run x split x metric,
-see :mod:`medattn.stats.tidy`), optionally ``study.json`` (the resolved study description) and one
-directory per run with ``metrics.json`` (history), ``predictions_<split>.csv`` and ``model.json``
-(class names). A run's directory comes from the ``run_dir`` (or the study engine's ``artifact_dir``)
-column, relative to RUN_DIR or absolute; a prediction file from the row's ``predictions`` column, else
-``<run dir>/predictions_<split>.csv``. Missing artifacts are not errors: the sections that need them
-say what is missing and the rest of the report is still built.
+RUN_DIR holds the results table (:data:`~medattn.rundir.layout.RESULTS_PARQUET` preferred, else
+:data:`~medattn.rundir.layout.RESULTS_CSV`; columns in :mod:`medattn.rundir.columns`), optionally the study
+description and one folder per run with its history, predictions and checkpoint sidecar (file names in
+:mod:`medattn.rundir.layout`). A run's folder comes from the ``run_dir`` (or the study engine's
+``artifact_dir``) column; a prediction file from the row's ``predictions`` column, else the run folder's.
+
+Paths are stored relative to RUN_DIR, so a run directory can be moved, copied and archived. Tables written
+before that hold absolute paths; they are migrated on read: an absolute path outside RUN_DIR is re-rooted at
+its ``artifacts/`` component inside RUN_DIR, so that a copy reads and writes its own files, never the
+original's. Missing artifacts are not errors: the sections that need them say what is missing and the rest
+of the report is still built. A study.json or model.json of a newer schema is refused (one-line DataError).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from typing import Any
 import pandas as pd
 
 from medattn.errors import DataError
-from medattn.stats.tidy import REQUIRED_COLUMNS, ROLES, model_roles, validate_results
+from medattn.rundir import layout
+from medattn.rundir.columns import REQUIRED_COLUMNS, ROLES
+from medattn.rundir.table import model_roles, validate_results
+from medattn.rundir.version import check_schema
 
-RESULTS_FILES: tuple[str, ...] = ("results.parquet", "results.csv")
-STUDY_FILE = "study.json"
+RESULTS_FILES: tuple[str, ...] = (layout.RESULTS_PARQUET, layout.RESULTS_CSV)
 RUN_DIR_COLUMNS: tuple[str, ...] = ("run_dir", "artifact_dir")
+RUN_KEYS: tuple[str, ...] = ("dataset", "model", "backbone", "attention", "seed")
 IN_DISTRIBUTION_SPLITS: frozenset[str] = frozenset({"train", "val", "test"})
 
 
@@ -32,14 +39,15 @@ def find_results_file(run_dir: Path) -> Path:
     """Return RUN_DIR's results table (``results.parquet``, else ``results.csv``); DataError if neither."""
     if not run_dir.exists():
         raise DataError(f"{run_dir}: run directory not found; pass the study's output folder (the one holding "
-                        "results.csv), e.g. `medattn report runs/quickstart`")
+                        f"{layout.RESULTS_CSV}), e.g. `medattn report runs/quickstart`")
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a directory; pass the study's output folder, not a file inside it")
     for name in RESULTS_FILES:
         if (run_dir / name).is_file():
             return run_dir / name
-    raise DataError(f"{run_dir}: no results.parquet or results.csv; run `medattn study run SPEC` to completion "
-                    "first (it writes OUT/results.csv), or `medattn study results SPEC` to collect it")
+    raise DataError(f"{run_dir}: no {' or '.join(RESULTS_FILES)}; run `medattn study run SPEC` to completion "
+                    f"first (it writes OUT/{layout.RESULTS_CSV}) or `medattn train --out {run_dir}`, or "
+                    "`medattn study results SPEC` to collect it")
 
 
 def _as_bool(values: pd.Series) -> pd.Series:
@@ -98,7 +106,49 @@ def read_study(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON ({exc}); delete it or re-run the study to rewrite it") from None
     if not isinstance(study, dict):
         raise DataError(f"{path}: expected a JSON object with the study description, got {type(study).__name__}")
+    check_schema(study, path)
     return study
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """Return a checkpoint's JSON sidecar (``model.json``), checked for its schema version; DataError if absent."""
+    try:
+        sidecar = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the checkpoint sidecar ({type(exc).__name__}); re-train the run "
+                        "or restore the file") from None
+    if not isinstance(sidecar, dict):
+        raise DataError(f"{path}: expected a JSON object (the checkpoint sidecar), got {type(sidecar).__name__}")
+    check_schema(sidecar, path)
+    return sidecar
+
+
+def migrate_path(value: Any, run_dir: Path) -> Path | None:
+    """Return a stored path resolved in ``run_dir``: relative paths under it, absolute paths of an older table
+    re-rooted at their ``artifacts/`` component when they point outside it (a moved or copied run)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_absolute():
+        return run_dir / path
+    try:
+        path.resolve().relative_to(run_dir.resolve())
+        return path
+    except ValueError:
+        pass
+    parts = path.parts
+    if layout.ARTIFACTS in parts:
+        at = len(parts) - 1 - parts[::-1].index(layout.ARTIFACTS)
+        return run_dir.joinpath(*parts[at:])
+    return path
+
+
+def relative_path(path: Path | str, run_dir: Path) -> str:
+    """Return ``path`` as stored in a run directory: POSIX, relative to ``run_dir`` (absolute if outside it)."""
+    try:
+        return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -154,11 +204,8 @@ class RunData:
         return r[(r["dataset"] == dataset) & (r["model"] == model) & (r["seed"] == seed)]
 
     def _resolve(self, value: Any) -> Path | None:
-        """Return a path from a table cell (relative to RUN_DIR unless absolute), None when empty."""
-        if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
-            return None
-        path = Path(str(value)).expanduser()
-        return path if path.is_absolute() else self.run_dir / path
+        """Return a path from a table cell, resolved in RUN_DIR (see :func:`migrate_path`), None when empty."""
+        return migrate_path(value, self.run_dir)
 
     def run_path(self, dataset: str, model: str, seed: int) -> Path | None:
         """Return the directory of one run (from ``run_dir``/``artifact_dir``), None when not recorded."""
@@ -183,7 +230,19 @@ class RunData:
             if len(values):
                 return self._resolve(values.iloc[0])
         run = self.run_path(dataset, model, seed)
-        return None if run is None else run / f"predictions_{split}.csv"
+        return None if run is None else run / layout.predictions_name(split)
+
+    def runs(self) -> pd.DataFrame:
+        """Return one row per finished final run: dataset, model, backbone, attention, seed, dataset_spec (None
+        when not recorded) and artifact_dir (the run's folder resolved in RUN_DIR, None when not recorded)."""
+        r = self.results
+        if "status" in r.columns:
+            r = r[r["status"].fillna("ok") == "ok"]
+        runs = r[list(RUN_KEYS)].drop_duplicates().sort_values(["dataset", "model", "seed"], kind="stable")
+        runs["dataset_spec"] = [self.dataset_spec(d) for d in runs["dataset"]]
+        runs["artifact_dir"] = [self.run_path(d, m, int(s)) for d, m, s in zip(runs["dataset"], runs["model"],
+                                                                                 runs["seed"], strict=True)]
+        return runs.reset_index(drop=True)
 
     def _note_missing(self, what: str) -> None:
         """Remember a missing or unreadable artifact once, for the report's notes."""
@@ -225,12 +284,12 @@ class RunData:
         key = ("metrics", dataset, model, seed)
         if key not in self._cache:
             run = self.run_path(dataset, model, seed)
-            data = None if run is None else _read_json(run / "metrics.json")
+            data = None if run is None else _read_json(run / layout.METRICS_JSON)
             if run is None:
                 self._note_missing("the results table gives no run directory (run_dir, artifact_dir) for some runs: "
                                    "their training histories cannot be found")
             elif data is None:
-                self._note_missing(f"{run / 'metrics.json'}: training history not found")
+                self._note_missing(f"{run / layout.METRICS_JSON}: training history not found")
             self._cache[key] = data
         return self._cache[key]
 
@@ -250,7 +309,7 @@ class RunData:
         for model in self.models(dataset):
             for seed in self.seeds(dataset, model):
                 run = self.run_path(dataset, model, seed)
-                sidecar = None if run is None else _read_json(run / "model.json")
+                sidecar = None if run is None else _read_json(run / layout.SIDECAR)
                 names = ((sidecar or {}).get("data") or {}).get("class_names")
                 if isinstance(names, list) and names:
                     return [str(n) for n in names]
@@ -273,4 +332,4 @@ def load_run(run_dir: Path) -> RunData:
     run_dir = Path(run_dir).expanduser()
     path = find_results_file(run_dir)
     return RunData(run_dir=run_dir, results_path=path, results=read_results(path),
-                   study=read_study(run_dir / STUDY_FILE))
+                   study=read_study(run_dir / layout.STUDY_JSON))
