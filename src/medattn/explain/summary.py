@@ -1,33 +1,23 @@
 """Explanation scores summarised per model (mean and 95 % CI) and compared attention-vs-plain by seed.
 
 Interval: the scores of an image are first averaged over the seeds (the same images are explained for every
-seed), then a t-interval is taken over the images. Comparisons go through `medattn.stats.compare_models` on
-the per-seed means over images (paired by seed, Holm within each metric), so their verdicts read exactly like
-the accuracy verdicts. Only metrics where higher is better are compared (energy on the lesion, pointing, IoU,
-insertion AUC); deletion AUC, artefact energy and the randomisation correlation are described, not tested.
+seed), then a t-interval is taken over the images (`medattn.stats.interval`; one image gives no interval).
+Comparisons go through `medattn.stats.compare_models` on the per-seed means over images (paired by seed, Holm
+within each metric), so their verdicts read exactly like the accuracy verdicts. Only metrics where higher is
+better are compared (energy on the lesion, pointing, IoU, insertion AUC); deletion AUC, artefact energy and the
+randomisation correlation are described, not tested.
 """
 
 from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from medattn.stats.interval import mean_t_interval
 
 COMPARED = ("energy", "pointing", "iou", "insertion_auc")
 SPLIT = "explanations"
-
-
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return np.nan, np.nan, np.nan
-    mean = float(values.mean())
-    if len(values) < 2 or values.std() == 0:
-        return mean, mean, mean
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def metric_summary(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -37,7 +27,7 @@ def metric_summary(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     seeds = scores.groupby(keys, sort=False)["seed"].nunique()
     rows = []
     for key, block in per_image.groupby(keys, sort=False):
-        mean, low, high = _t_interval(block["value"].to_numpy(float), confidence)
+        _, mean, _, low, high = mean_t_interval(block["value"], confidence)
         rows.append({**dict(zip(keys, key, strict=True)), "images": int(block["value"].notna().sum()),
                      "seeds": int(seeds[key]), "mean": mean, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=[*keys, "images", "seeds", "mean", "ci_low", "ci_high"])

@@ -7,8 +7,8 @@ Input is the tidy export (:mod:`medattn.survey.export`, one row per rater x item
 * Bradley-Terry (Luce) strengths from the forced choices with choix's ``ilsr_top1`` (Maystre and
   Grossglauser 2015): each answer is one top-1 choice of the chosen arm over the others shown. A
   small ridge ``alpha`` keeps arms that never win finite. ``choice_share`` = exp(theta) / sum exp(theta).
-* Likert: mean score per arm with a t interval over answers; Friedman test across arms with each
-  (rater, item) as a block (:func:`medattn.stats.friedman_test`, scipy's tie-corrected statistic);
+* Likert: mean score per arm with a t interval over answers (:mod:`medattn.stats.interval`); Friedman test
+  across arms with each (rater, item) as a block (:func:`medattn.stats.friedman_test`, scipy's tie-corrected statistic);
   each attention variant vs its plain backbone (same method) paired by (rater, item) with
   :func:`medattn.stats.paired_difference` (t interval, Wilcoxon), Holm-adjusted over comparisons.
 * Agreement: Krippendorff's alpha (``krippendorff`` package; ordinal on the scores, nominal on the
@@ -30,6 +30,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from medattn.errors import DataError
 from medattn.stats import friedman_test, holm, paired_difference
+from medattn.stats.interval import mean_t_interval
 from medattn.survey.store import SurveyError
 
 REQUIRED_COLUMNS = ("rater", "years", "item", "model", "backbone", "attention", "method", "arm", "score", "best")
@@ -99,11 +100,8 @@ def likert_means(answers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     """Return per arm the number of scores, mean, sd and t interval of the mean."""
     rows = []
     for arm, scores in answers.groupby("arm")["score"]:
-        x = scores.to_numpy(float)
-        sem = stats.sem(x) if len(x) > 1 else np.nan
-        half = sem * stats.t.ppf(0.5 + confidence / 2, len(x) - 1) if len(x) > 1 else np.nan
-        rows.append({"arm": arm, "n": len(x), "mean": x.mean(), "sd": x.std(ddof=1) if len(x) > 1 else np.nan,
-                     "ci_low": x.mean() - half, "ci_high": x.mean() + half})
+        r = mean_t_interval(scores, confidence)
+        rows.append({"arm": arm, "n": r.n, "mean": r.mean, "sd": r.sd, "ci_low": r.ci_low, "ci_high": r.ci_high})
     return pd.DataFrame(rows)
 
 
