@@ -123,3 +123,24 @@ def test_a_stratum_where_the_feature_is_constant_adds_no_degrees_of_freedom():
     prediction = rng.integers(0, 2, 400)
     result = usage_test(prediction, feature, label, bootstrap=0)
     assert result.df == 1 and result.strata_used == 1
+
+
+def test_empty_prediction_levels_inside_a_stratum_add_no_degrees_of_freedom():
+    """A weak model predicts class 2 only for label 1 and only class 0 for label 2: df counts the levels present
+    in each stratum, (2-1)(2-1) + (3-1)(2-1) + 0 = 3, as scipy gives for each stratum's non-empty table."""
+    strata = [np.array([[30, 20], [15, 35]]),  # label 0: predictions 0, 1 (never 2)
+              np.array([[25, 15], [10, 30], [20, 12]]),  # label 1: predictions 0, 1, 2
+              np.array([[40, 22]])]  # label 2: prediction 0 only
+    z, x, y = [], [], []
+    for label, table in enumerate(strata):
+        for (pred, feat), count in np.ndenumerate(table):
+            z += [label] * count
+            x += [pred] * count
+            y += [feat] * count
+    ref = [chi2_contingency(t, lambda_="log-likelihood", correction=False) for t in strata[:2]]
+    assert [r.dof for r in ref] == [1, 2]
+    result = usage_test(np.array(x), np.array(y), np.array(z), bootstrap=0)
+    assert result.df == 3 and result.method == "asymptotic"
+    assert np.isclose(result.statistic, sum(r.statistic for r in ref))
+    assert np.isclose(result.pvalue, chi2.sf(result.statistic, 3))
+    assert result.strata_used == 2
