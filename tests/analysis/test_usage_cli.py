@@ -25,11 +25,17 @@ def run_dir(tmp_path_factory) -> Path:
     return make_run_dir(tmp_path_factory.mktemp("study"), save_epochs=(1,))
 
 
-def test_features_writes_the_usage_table_for_final_and_saved_epochs(run_dir, tmp_path):
-    extra = tmp_path / "extra.csv"
+@pytest.fixture(scope="module")
+def featured(run_dir, tmp_path_factory) -> subprocess.CompletedProcess:
+    """`medattn features` run once on `run_dir` (epochs 1 and final, an extra table): writes features/usage.csv."""
+    extra = tmp_path_factory.mktemp("extra") / "extra.csv"
     ids = [str(i) for i in range(300)]
     pd.DataFrame({"id": ids, "odd": [int(i) % 2 for i in ids], "same": 1}).to_csv(extra, index=False)
-    done = _medattn("features", run_dir, "--epochs", "1,final", "--features", extra, "--bootstrap", "20")
+    return _medattn("features", run_dir, "--epochs", "1,final", "--features", extra, "--bootstrap", "20")
+
+
+def test_features_writes_the_usage_table_for_final_and_saved_epochs(run_dir, featured):
+    done = featured
     assert done.returncode == 0, done.stderr
     assert "feature 'same' skipped (constant over all images)" in done.stdout
     table = pd.read_csv(run_dir / "features" / "usage.csv")
@@ -41,16 +47,22 @@ def test_features_writes_the_usage_table_for_final_and_saved_epochs(run_dir, tmp
     assert (table["n"] == 45).all()  # the 15 % test split of 300 images
 
 
-def _medattn_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """Run the CLI entry point in this process (no interpreter start-up); return (exit code, stderr)."""
+def _call_main(monkeypatch, *args: str) -> int:
+    """Run the CLI entry point in this process (no interpreter start-up); return its exit code."""
     from medattn.cli import main
 
     monkeypatch.setattr(sys, "argv", ["medattn", *map(str, args)])
     try:
         main()
     except SystemExit as exc:
-        return int(exc.code or 0), capsys.readouterr().err
-    return 0, capsys.readouterr().err
+        return int(exc.code or 0)
+    return 0
+
+
+def _medattn_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI entry point in this process; return (exit code, stderr)."""
+    code = _call_main(monkeypatch, *args)
+    return code, capsys.readouterr().err
 
 
 def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, monkeypatch, capsys):
@@ -68,10 +80,16 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(run_dir, tmp_path, monkeypat
         assert len(err.strip().splitlines()) == 1
 
 
-def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(run_dir, monkeypatch, capsys):
-    code, err = _medattn_in_process(monkeypatch, capsys, "probe", run_dir, "--artefact", "patch,ink",
-                                    "--bootstrap", "50")
-    assert code == 0, err
+@pytest.fixture(scope="module")
+def probed(run_dir) -> int:
+    """`medattn probe` run once on `run_dir` (patch and ink): writes features/probes.csv; returns the exit code."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _call_main(monkeypatch, "probe", run_dir, "--artefact", "patch,ink", "--bootstrap", "50")
+
+
+def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(run_dir, probed, monkeypatch,
+                                                                                 capsys):
+    assert probed == 0  # its error, if any, is in the captured output of the setup
     table = pd.read_csv(run_dir / "features" / "probes.csv")
     assert set(zip(table["probe"], table["artefact"], strict=True)) == {("insert", "patch"), ("insert", "ink"),
                                                                         ("remove", "patch")}
@@ -82,11 +100,11 @@ def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(
     assert code == 2 and "valid names: patch, ruler, ink" in err
 
 
-def test_report_shows_feature_usage_and_shortcut_probes(run_dir):
-    """Runs after the features and probe tests above: the report picks their tables up."""
+def test_report_shows_feature_usage_and_shortcut_probes(run_dir, featured, probed, tmp_path):
+    """The report picks up the tables that `medattn features` and `medattn probe` wrote."""
     from medattn.report.build import build_report
 
-    paths = build_report(run_dir)
+    paths = build_report(run_dir, out=tmp_path / "report")
     text = paths.markdown.read_text()
     assert "### Feature usage" in text and "### Shortcut probes" in text
     assert "feature-usage-synth.png" in text and "feature-usage-curves-synth.png" in text

@@ -80,7 +80,8 @@ def test_dataset_without_masks_skips_localisation_only(tmp_path, shared_data):
     assert set(result.scores["metric"]) == {"deletion_auc", "insertion_auc"}
 
 
-def test_bad_input_names_the_problem(tiny_study, tmp_path):
+def test_bad_input_names_the_problem(explained, tmp_path):
+    _, tiny_study = explained  # an explained study: a refused run must leave its sample in place
     with pytest.raises(DataError, match="--samples 999: split 'test'"):
         explain_study(tiny_study, ExplainSpec(**{**FAST, "samples": 999}))
     with pytest.raises(DataError, match="--split nope"):
