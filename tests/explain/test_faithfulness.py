@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from medattn.explain.faithfulness import auc, baseline_images, deletion_insertion, pixel_ranks
+from medattn.explain.faithfulness import auc, baseline_images, deletion_insertion, perturbation_curves, pixel_ranks
 
 
 class LinearPixels(nn.Module):
@@ -54,3 +54,25 @@ def test_batched_curves_equal_one_image_at_a_time():
         single = deletion_insertion(model, x[i:i + 1], maps[i:i + 1], classes[i:i + 1], steps=8)
         for name in batched:
             assert torch.allclose(batched[name][i], single[name][0], atol=1e-6)
+
+
+def test_mean_baseline_is_each_images_own_channel_mean():
+    # image 0: channel means 3 and 1; image 1: channel means 15 and -2 (the batch means would be 9 and -0.5)
+    x = torch.tensor([[[[0.0, 2.0], [4.0, 6.0]], [[1.0, 1.0], [1.0, 1.0]]],
+                      [[[10.0, 10.0], [10.0, 30.0]], [[-2.0, 0.0], [-4.0, -2.0]]]])
+    expected = torch.tensor([3.0, 1.0, 15.0, -2.0]).view(2, 2, 1, 1).expand(2, 2, 2, 2)
+    torch.testing.assert_close(baseline_images(x, "mean"), expected, rtol=0, atol=0)
+
+
+def test_fully_deleted_or_inserted_image_scores_as_its_own_mean():
+    """A model that sums the pixels cannot tell an image from its own mean image: with the `mean` baseline the
+    deletion curve ends where it starts and insertion starts where it ends, at sigmoid((sum - 36) / 12)."""
+    x = torch.tensor([[[[0.0, 2.0], [4.0, 6.0]]], [[[10.0, 10.0], [10.0, 30.0]]]])  # sums 12 and 60
+    model = LinearPixels(torch.full((1, 1, 2, 2), 1 / 12), bias=3.0)
+    maps = torch.tensor([[[0.1, 0.2], [0.3, 0.4]], [[0.4, 0.3], [0.2, 0.1]]])
+    deletion, insertion = perturbation_curves(model, x, maps, torch.ones(2, dtype=torch.long), steps=4,
+                                              baseline="mean")
+    expected = torch.sigmoid(torch.tensor([-2.0, 2.0]))  # the batch mean image (sum 36) would give 0.5 for both
+    for curve in (deletion, insertion):
+        torch.testing.assert_close(curve[:, 0], expected)
+        torch.testing.assert_close(curve[:, -1], expected)
