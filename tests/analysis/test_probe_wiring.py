@@ -1,0 +1,58 @@
+"""Shortcut-probe wiring: flips in every direction count, and the probe inserts only into images that lack the
+artefact and removes it only where the concept table says it is present (Bissoto et al., CVPR-W 2019)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medattn.analysis.probes import ProbeOptions, probe_effects, probe_run
+from medattn.data.synthetic import generate_derm_synth
+
+
+def test_flips_away_from_the_positive_class_count_as_flips():
+    # 100 images: 20 predicted positive (P(1) = 0.9), 80 negative (P(1) = 0.2). The probe flips 15 positives to
+    # negative (P(1) 0.9 -> 0.3) and 10 negatives to positive (P(1) 0.2 -> 0.6).
+    before = np.r_[np.tile([0.1, 0.9], (20, 1)), np.tile([0.8, 0.2], (80, 1))]
+    after = before.copy()
+    after[:15] = [0.7, 0.3]
+    after[20:30] = [0.4, 0.6]
+    label = np.r_[np.ones(20, int), np.zeros(80, int)]
+    out = probe_effects(before, after, label, positive=1, bootstrap=200, seed=0)
+    assert out["flip_rate"] == pytest.approx(0.25)
+    assert out["delta_positive_prob"] == pytest.approx((15 * -0.6 + 10 * 0.4) / 100)
+    # recall of class 1 falls 1 -> 5/20, of class 0 falls 1 -> 70/80
+    assert out["delta_balanced_accuracy"] == pytest.approx((5 / 20 + 70 / 80) / 2 - 1)
+    only_down = probe_effects(before, np.r_[after[:20], before[20:]], label, positive=1, bootstrap=0, seed=0)
+    assert only_down["flip_rate"] == pytest.approx(0.15)
+
+
+def test_a_flip_between_two_non_positive_classes_counts():
+    before = np.tile([0.6, 0.1, 0.3], (10, 1))  # class 0
+    after = before.copy()
+    after[:4] = [0.2, 0.1, 0.7]  # 0 -> 2, the positive class (1) untouched
+    out = probe_effects(before, after, np.zeros(10, int), positive=1, bootstrap=0, seed=0)
+    assert out["flip_rate"] == pytest.approx(0.4) and out["delta_positive_prob"] == pytest.approx(0.0)
+
+
+def test_insertion_uses_the_test_images_without_the_artefact_and_removal_those_with_it():
+    data = generate_derm_synth(n=120, size=32, seed=0, artefacts=("patch", "ink"))
+    test = data.split == "test"
+    calls: list[torch.Tensor] = []
+
+    def model_probs(images: torch.Tensor) -> np.ndarray:
+        calls.append(images.clone())
+        return np.tile([0.5, 0.5], (len(images), 1))
+
+    rows = probe_run(model_probs, data, ProbeOptions(artefacts=("patch",), bootstrap=0), seed=0)
+    lacking = np.flatnonzero(test & (data.concepts["patch"].to_numpy() == 0))
+    having = np.flatnonzero(test & (data.concepts["patch"].to_numpy() == 1))
+    assert len(lacking) == 10 and len(having) == 8  # derm-synth n=120 seed 0: 18 test images, 8 with a patch
+    assert [(r["probe"], r["n"]) for r in rows] == [("insert", 10), ("remove", 8)]
+    clean, inserted, dirty, removed = calls
+    assert torch.equal(clean, data.images[lacking]) and torch.equal(dirty, data.images[having])
+    assert (inserted != clean).flatten(1).any(1).all()  # a patch drawn into every image that lacked one
+    outside = (data.artefact_masks["patch"][having] == 0)[:, None].expand_as(dirty)
+    assert torch.equal(removed[outside], dirty[outside])  # removal touches only the patch's own pixels
+    assert (removed != dirty).flatten(1).any(1).all()
