@@ -2,9 +2,10 @@
 
 Feature usage: a models x features heatmap of the conditional mutual information (bits) at the final weights,
 marked where the corrected p-value is below 0.05 in every seed; usage curves over the saved epochs; for each
-attention variant vs its plain backbone, the per-feature CMI difference paired over seeds (paired t-test, Holm
-across features); and, where ABCD features exist, their distribution per class. Shortcut probes: flip rate,
-change of the positive-class probability and of balanced accuracy per model and artefact, beside the ID - OOD gap.
+attention variant vs its plain backbone, the per-feature CMI difference paired over seeds (paired t-test of
+`medattn.stats.paired_t`, which gives constant differences their exact sign-flip p; Holm across features); and,
+where ABCD features exist, their distribution per class. Shortcut probes: flip rate, change of the positive-class
+probability and of balanced accuracy per model and artefact, beside the ID - OOD gap.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
+from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
 from medattn.report.registry import DATASET_SECTIONS
 from medattn.stats.correction import holm
+from medattn.stats.paired import paired_t
 
 ALPHA = 0.05
 MAX_CURVE_FEATURES = 6
@@ -88,7 +90,8 @@ def _usage_table(table: pd.DataFrame) -> Table:
     for (model, feature), part in table.groupby(["model", "feature"], sort=False):
         rows.append((model, feature, f"{part['cmi_bits'].mean():.4f}",
                      f"[{part['cmi_low'].min():.4f}, {part['cmi_high'].max():.4f}]",
-                     f"{int((part['p_adjusted'] < ALPHA).sum())}/{len(part)}", f"{part['p_adjusted'].max():.3g}",
+                     f"{int((part['p_adjusted'] < ALPHA).sum())}/{len(part)}",
+                     fmt.pvalue(part['p_adjusted'].max(), ALPHA),
                      f"{int(part['n'].median())}", f"{int(part['n_missing'].max())}"))
     return Table(("model", "feature", "CMI (bits)", "95% CI (bootstrap)", "used (seeds)", "max corrected p", "n",
                   "missing"), tuple(rows), ("l", "l", "r", "r", "r", "r", "r", "r"))
@@ -125,12 +128,11 @@ def _attention_vs_plain(table: pd.DataFrame) -> Table | None:
         pairs = part.merge(base, on=["feature", "seed"], suffixes=("", "_plain"))
         found = []
         for feature, p in pairs.groupby("feature", sort=False):
-            diff = p["cmi_bits"] - p["cmi_bits_plain"]
-            pval = stats.ttest_rel(p["cmi_bits"], p["cmi_bits_plain"]).pvalue if len(p) > 1 and diff.std() > 0 \
-                else np.nan
-            found.append([model, base["model"].iloc[0], feature, len(p), diff.mean(), pval])
+            d = p["cmi_bits"].to_numpy(float) - p["cmi_bits_plain"].to_numpy(float)
+            diff = paired_t(d[~np.isnan(d)])
+            found.append([model, base["model"].iloc[0], feature, diff.n, float(diff.mean), float(diff.p)])
         adjusted = holm([r[-1] for r in found]) if found else []
-        rows += [(m, b, f, str(n), f"{d:+.4f}", "-" if np.isnan(p) else f"{p:.3g}", "-" if np.isnan(a) else f"{a:.3g}")
+        rows += [(m, b, f, str(n), f"{d:+.4f}", fmt.pvalue(p, ALPHA), fmt.pvalue(a, ALPHA))
                  for (m, b, f, n, d, p), a in zip(found, adjusted, strict=True)]
     if not rows:
         return None

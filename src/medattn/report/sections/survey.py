@@ -12,11 +12,12 @@ import math
 import pandas as pd
 from matplotlib.figure import Figure
 
+from medattn.errors import SurveyError
+from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
 from medattn.report.registry import REPORT_SECTIONS
 from medattn.survey.analyze import SurveyAnalysis, analyze_answers
-from medattn.survey.store import SurveyError
 
 ANSWERS = ("survey", "answers.csv")
 
@@ -24,11 +25,6 @@ ANSWERS = ("survey", "answers.csv")
 def _num(value: float, digits: int = 2) -> str:
     """Return ``value`` with ``digits`` decimals ('n/a' for NaN)."""
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    """Return a p-value as text ('< 0.001' for tiny ones)."""
-    return "n/a" if math.isnan(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
 
 
 def preference_table(result: SurveyAnalysis) -> Table:
@@ -50,7 +46,7 @@ def paired_table(result: SurveyAnalysis) -> Table | None:
     if result.paired.empty:
         return None
     rows = tuple((f"`{r.arm}`", f"`{r.reference}`", str(r.n), f"{r.mean_diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
-                  _p(r.p_wilcoxon), _p(r.p_holm)) for r in result.paired.itertuples())
+                  fmt.pvalue(r.p_wilcoxon), fmt.pvalue(r.p_holm)) for r in result.paired.itertuples())
     return Table(("attention map", "plain backbone", "pairs", "score difference (95% CI)", "p (Wilcoxon)",
                   "p (Holm)"), rows, ("l", "l", "r", "r", "r", "r"),
                  caption="Paired by rater and image (same explanation method); t interval of the mean difference.")
@@ -105,7 +101,7 @@ def survey_sections(ctx: ReportContext) -> list[Section]:
     if result.friedman:
         f = result.friedman
         section.add(Paragraph(f"Friedman test of the relevance scores across maps ({f['blocks']} rater-image blocks, "
-                              f"{f['arms']} maps): chi2 = {f['chi2']:.2f}, p = {_p(f['p_value'])}."))
+                              f"{f['arms']} maps): chi2 = {f['chi2']:.2f}, p = {fmt.pvalue(f['p_value'])}."))
     paired = paired_table(result)
     if paired is not None:
         section.add(paired)
