@@ -84,6 +84,7 @@ def analyze(
     out: Path = typer.Option(None, help="Output folder (default: RUN_DIR/survey, where `medattn report` reads it)."),
 ) -> None:
     """Export the de-blinded answers and print preference, relevance-score and agreement statistics."""
+    from medattn.stats.rounding import format_p
     from medattn.survey.analyze import analyze_answers
     from medattn.survey.export import answers_frame
     from medattn.survey.report_tables import write_analysis
@@ -103,7 +104,7 @@ def analyze(
     _print_table(result.likert, "clinical relevance 1-5, mean and t 95% CI")
     if result.friedman:
         f = result.friedman
-        console.print(f"Friedman across maps: chi2 = {f['chi2']:.3g}, p = {f['p_value']:.3g} "
+        console.print(f"Friedman across maps: chi2 = {f['chi2']:.3g}, p = {format_p(f['p_value'])} "
                       f"({f['blocks']} rater-image blocks)")
     if len(result.paired):
         _print_table(result.paired, "attention vs plain backbone (paired by rater and image)")
