@@ -26,7 +26,7 @@ from medattn.explain.runner import normalised
 from medattn.explain.sample import draw_sample
 from medattn.explain.scoring import score_run
 from medattn.explain.spec import ExplainSpec
-from medattn.train.checkpoint import load_model
+from medattn.train.checkpoint import load_run_model
 from medattn.train.config import ModelConfig, TrainConfig
 from medattn.train.loop import train_run
 
@@ -60,7 +60,7 @@ def train_and_score(data, attention: str, seed: int, epochs: int, samples: int, 
     train = TrainConfig(epochs=epochs, batch_size=64, warmup_epochs=0, lr=3e-3, progress=False, class_weighted=True)
     start = time.perf_counter()
     result = train_run(data, cfg, train, seed, out)
-    model, sidecar = load_model(out / "model.safetensors")
+    model, sidecar = load_run_model(out / "model.safetensors")
     sample = draw_sample(data, "test", samples, 0)
     spec = ExplainSpec(methods=["gradcam"], targets=["predicted"], faithfulness=False, randomisation=False,
                        device="cpu")

@@ -59,7 +59,7 @@ def test_real_training_in_process(tmp_path: Path, tiny_npz: Path) -> None:
     assert set(final["metric"]) >= {"balanced_accuracy", "auc", "macro_f1", "accuracy", "ece"}
     assert final["value"].between(0, 1).all()
     for path in final["checkpoint"].tolist() + final.loc[final["split"] == "test", "predictions"].tolist():
-        assert Path(path).exists(), path
+        assert not Path(path).is_absolute() and (plan.out_dir / path).exists(), path
     tune = frame[frame["stage"] == "tune"]
     assert set(tune["split"]) == {"val"} and len(tune.drop_duplicates(["model", "trial"])) == 2
 

@@ -60,12 +60,13 @@ def test_study_runs_every_planned_run_once(tmp_path: Path, tiny_npz: Path, fake_
         tune = [t for t in _trials(plan, f"t/pneu/{model}/tune") if t.state == TrialState.COMPLETE]
         best = max(tune, key=lambda t: t.value)
         assert set(frame.loc[frame["model"] == model, "hp_lr"]) == {best.params["lr"]}
-    # artifacts: stored relative to the output directory, reported absolute, and they exist
+    # artifacts: stored and reported relative to the output directory (a run directory can move), and they exist
     trial = next(t for t in _trials(plan, "t/pneu/resnet18/final") if t.state == TrialState.COMPLETE)
     assert not Path(trial.user_attrs["artifacts"]["checkpoint"]).is_absolute()
     test_rows = frame[frame["split"] == "test"]
-    assert all(Path(p).exists() for p in test_rows["checkpoint"]) and all(Path(p).exists()
-                                                                        for p in test_rows["predictions"])
+    paths = [*test_rows["checkpoint"], *test_rows["predictions"], *test_rows["artifact_dir"]]
+    assert not any(Path(p).is_absolute() for p in paths)
+    assert all((plan.out_dir / p).exists() for p in paths)
 
 
 def test_rerun_resumes_and_never_redoes_finished_runs(tmp_path: Path, tiny_npz: Path) -> None:

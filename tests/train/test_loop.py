@@ -11,7 +11,7 @@ import torch
 
 from medattn.data.dataset_spec import LoadContext, load_dataset
 from medattn.errors import TrainingFailed
-from medattn.train.checkpoint import load_checkpoint, load_model
+from medattn.train.checkpoint import load_checkpoint, load_run_model
 from medattn.train.config import AugmentConfig, ModelConfig, TrainConfig
 from medattn.train.loop import train_run
 
@@ -69,7 +69,7 @@ def test_artifacts_reload_to_the_same_predictions(small, tmp_path):
     assert len(preds) == 200 and list(preds.columns) == ["index", "label", "prob_0", "prob_1"]
     assert np.allclose(preds[["prob_0", "prob_1"]].sum(axis=1), 1, atol=1e-5)
 
-    model, sidecar = load_model(tmp_path / "model.safetensors")
+    model, sidecar = load_run_model(tmp_path / "model.safetensors")
     assert sidecar["seed"] == 0 and sidecar["model"]["backbone"] == "resnet18"
     mean, std = torch.tensor(sidecar["data"]["mean"]), torch.tensor(sidecar["data"]["std"])
     x = (small.images[preds["index"].to_numpy().copy()].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
@@ -120,7 +120,7 @@ def test_bf16_run_keeps_fp32_weights_and_predictions(small, tmp_path):
     state, _ = load_checkpoint(tmp_path / "model.safetensors")
     assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
     preds = pd.read_csv(tmp_path / "predictions_test.csv")
-    model, sidecar = load_model(tmp_path / "model.safetensors")
+    model, sidecar = load_run_model(tmp_path / "model.safetensors")
     mean, std = torch.tensor(sidecar["data"]["mean"]), torch.tensor(sidecar["data"]["std"])
     x = (small.images[preds["index"].to_numpy().copy()].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -139,7 +139,7 @@ def test_checkpoint_without_a_recorded_stem_rebuilds_the_stem_it_was_trained_wit
                          "small_stem": None, "drop_rate": 0.0},
                "data": {"num_classes": 2, "in_chans": 1, "image_size": 28}}
     save_checkpoint(old.state_dict(), tmp_path / "old.safetensors", sidecar)
-    model, _ = load_model(tmp_path / "old.safetensors")
+    model, _ = load_run_model(tmp_path / "old.safetensors")
     assert model.medattn_spec["stem"] == "s1"
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():

@@ -27,10 +27,11 @@ import torch.nn.functional as F
 from medattn.data import synthetic
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
+from medattn.rundir import layout
 
 ARTEFACTS = synthetic.ARTEFACTS
 POSITIVE_NAMES = ("malignant", "melanoma", "mel", "MEL")
-PROBES_FILE = "probes.csv"
+PROBES_FILE = layout.PROBES
 _PLACE = {"patch": "patch_corner", "ruler": "ruler_edge", "ink": "ink_corner"}
 _SIZE_KEYS = {"patch": ("patch_side",), "ruler": ("ruler_depth",), "ink": ("ink_radius",)}
 
@@ -199,18 +200,19 @@ def probe_run(model_probs, data: ImageSet, opts: ProbeOptions, seed: int) -> lis
 
 def probe_table(run_dir: Path, opts: ProbeOptions = ProbeOptions()) -> pd.DataFrame:
     """Probe rows for every run of a study (final weights), with the run's ID vs OOD gap; written to features/."""
-    from medattn.analysis.usage import FEATURES_DIR, RUN_KEYS, load_context, predict_checkpoint, study_runs
-    from medattn.data.dataset_spec import load_dataset
-    from medattn.rundir.reader import find_results_file, read_results
+    from medattn.analysis.usage import FEATURES_DIR, predict_checkpoint, study_runs
+    from medattn.data.dataset_spec import load_context, load_dataset
+    from medattn.rundir.reader import RUN_KEYS, load_run
 
-    runs = study_runs(run_dir)
-    ctx = load_context(run_dir)
-    gaps = ood_gaps(read_results(find_results_file(run_dir)))
+    run = load_run(Path(run_dir))
+    runs = study_runs(run)
+    ctx = load_context(run.study)
+    gaps = ood_gaps(run.results)
     rows = []
     for spec, group in runs.groupby("dataset_spec", sort=False):
         data = load_dataset(spec, ctx)
         for row in group.itertuples():
-            path = Path(row.artifact_dir) / "model.safetensors"
+            path = Path(row.artifact_dir) / layout.CHECKPOINT
             for r in probe_run(lambda imgs, p=path: predict_checkpoint(p, imgs), data, opts, int(row.seed)):
                 key = {k: getattr(row, k) for k in RUN_KEYS}
                 rows.append({**key, **r, "ood_gap": gaps.get((row.dataset, row.model, int(row.seed)), np.nan)})

@@ -10,7 +10,6 @@ are computed by loading `epoch_NNN.safetensors` and predicting the same images. 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +21,16 @@ from statsmodels.stats.multitest import multipletests
 
 from medattn.analysis.citest import usage_test
 from medattn.analysis.features import FeatureTable, build_feature_table, encode_feature
-from medattn.data.dataset_spec import LoadContext, load_dataset
+from medattn.data.dataset_spec import load_context, load_dataset
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
-from medattn.rundir.reader import find_results_file, read_results
+from medattn.rundir import layout
+from medattn.rundir.reader import RUN_KEYS, RunData, load_run
 
-FEATURES_DIR = "features"
-USAGE_FILE = "usage.csv"
-ABCD_FILE = "abcd_{dataset}.csv"
+FEATURES_DIR = layout.FEATURES
+USAGE_FILE = layout.USAGE
 FINAL = "final"
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh"}
-RUN_KEYS = ("dataset", "model", "backbone", "attention", "seed")
 
 
 @dataclass(frozen=True)
@@ -53,31 +51,20 @@ class UsageOptions:
 PREDICTIONS = ("class", "probability")
 
 
-def study_runs(run_dir: Path) -> pd.DataFrame:
-    """One row per finished final-stage run: dataset, dataset_spec, model, backbone, attention, seed, artifact_dir."""
-    results = read_results(find_results_file(run_dir))
-    if "status" in results.columns:
-        results = results[results["status"].fillna("ok") == "ok"]
-    column = "artifact_dir" if "artifact_dir" in results.columns else "run_dir"
-    if column not in results.columns or "dataset_spec" not in results.columns:
-        raise DataError(f"{find_results_file(run_dir)}: needs columns dataset_spec and artifact_dir (written by "
-                        f"`medattn study run`); this table has neither")
-    runs = results.dropna(subset=[column]).drop_duplicates(subset=[*RUN_KEYS])
-    runs = runs[[*RUN_KEYS, "dataset_spec", column]].rename(columns={column: "artifact_dir"})
-    runs["artifact_dir"] = [str(p if Path(p).is_absolute() else run_dir / p) for p in runs["artifact_dir"]]
-    return runs.reset_index(drop=True)
-
-
-def load_context(run_dir: Path) -> LoadContext:
-    """The data/cache folders the study used (study.json), falling back to MEDATTN_DATA / MEDATTN_CACHE."""
-    study = run_dir / "study.json"
-    info = json.loads(study.read_text()) if study.is_file() else {}
-    return LoadContext.from_env(info.get("data_dir"), info.get("cache_dir"))
+def study_runs(data: RunData) -> pd.DataFrame:
+    """One row per finished final-stage run: dataset, dataset_spec, model, backbone, attention, seed, artifact_dir
+    (resolved in the run directory)."""
+    runs = data.runs()
+    runs = runs[runs["artifact_dir"].notna() & runs["dataset_spec"].notna()]
+    if runs.empty:
+        raise DataError(f"{data.results_path}: needs columns dataset_spec and artifact_dir (written by "
+                        f"`medattn study run` and `medattn train`); this table has neither")
+    return runs.assign(artifact_dir=runs["artifact_dir"].map(str)).reset_index(drop=True)
 
 
 def checkpoint_epochs(artifact_dir: Path) -> list[int]:
-    """The epochs whose checkpoints a run saved (`epoch_NNN.safetensors`)."""
-    return sorted(int(p.stem.split("_")[1]) for p in artifact_dir.glob("epoch_*.safetensors"))
+    """The epochs whose checkpoints a run saved."""
+    return layout.saved_epochs(artifact_dir)
 
 
 def check_epochs(runs: pd.DataFrame, epochs: Sequence[int | str]) -> None:
@@ -97,14 +84,14 @@ def predictions(row, epoch: int | str, data: ImageSet, split: str) -> tuple[np.n
     """(image positions, class probabilities) of one run on a split, from its final predictions or a checkpoint."""
     artifact_dir = Path(row.artifact_dir)
     if epoch == FINAL:
-        path = artifact_dir / f"predictions_{split}.csv"
+        path = artifact_dir / layout.predictions_name(split)
         if not path.is_file():
             raise DataError(f"{path}: not found; the run wrote no predictions for split '{split}'")
         table = pd.read_csv(path)
         probs = table[[c for c in table.columns if c.startswith("prob_")]].to_numpy()
         return table["index"].to_numpy(np.int64), probs
     idx = np.flatnonzero(data.split == split)
-    return idx, predict_checkpoint(artifact_dir / f"epoch_{int(epoch):03d}.safetensors", data.images[idx])
+    return idx, predict_checkpoint(artifact_dir / layout.epoch_checkpoint_name(epoch), data.images[idx])
 
 
 def prediction_codes(probs: np.ndarray, how: str, positive: int) -> np.ndarray:
@@ -118,9 +105,9 @@ def prediction_codes(probs: np.ndarray, how: str, positive: int) -> np.ndarray:
 def predict_checkpoint(path: Path, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, K) of a saved checkpoint on uint8 images, normalised as in training."""
     from medattn.train.augment import to_float
-    from medattn.train.checkpoint import load_model
+    from medattn.train.checkpoint import load_run_model
 
-    model, sidecar = load_model(path)
+    model, sidecar = load_run_model(path)
     mean, std = (torch.tensor(sidecar["data"][k]) for k in ("mean", "std"))
     size = sidecar["data"]["image_size"]
     out = []
@@ -153,9 +140,10 @@ def usage_table(run_dir: Path, opts: UsageOptions = UsageOptions(),
         raise DataError(f"--correction {opts.correction}: use one of {', '.join(CORRECTIONS)}")
     if opts.prediction not in PREDICTIONS:
         raise DataError(f"--prediction {opts.prediction}: use one of {', '.join(PREDICTIONS)}")
-    runs = study_runs(run_dir)
+    run = load_run(Path(run_dir))
+    runs = study_runs(run)
     check_epochs(runs, opts.epochs)
-    ctx = load_context(run_dir)
+    ctx = load_context(run.study)
     frames = []
     for spec, group in runs.groupby("dataset_spec", sort=False):
         data = load_dataset(spec, ctx)
@@ -176,7 +164,7 @@ def write_abcd_values(run_dir: Path, dataset: str, data: ImageSet, features: Fea
     columns = [c for c, src in features.source.items() if src == "abcd"]
     if not columns:
         return None
-    out = run_dir / FEATURES_DIR / ABCD_FILE.format(dataset=dataset)
+    out = run_dir / FEATURES_DIR / layout.abcd_name(dataset)
     out.parent.mkdir(exist_ok=True)
     table = features.table[columns].assign(label=[data.class_names[i] for i in data.labels.tolist()],
                                            split=data.split)

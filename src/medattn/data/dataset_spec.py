@@ -42,6 +42,12 @@ class LoadContext:
         return LoadContext(Path(data_dir) if data_dir else None, Path(cache_dir), allow_download)
 
 
+def load_context(study: dict) -> LoadContext:
+    """The data and cache folders a study used (``data_dir``, ``cache_dir`` of its study.json), falling back to
+    MEDATTN_DATA / MEDATTN_CACHE."""
+    return LoadContext.from_env(study.get("data_dir"), study.get("cache_dir"))
+
+
 Loader = Callable[[DataSpec, LoadContext], ImageSet]
 _LOADERS: dict[str, Loader] = {}
 

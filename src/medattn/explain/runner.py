@@ -18,8 +18,9 @@ from medattn.explain.maps import explain_model, index_table
 from medattn.explain.sample import Sample, draw_sample, write_sample
 from medattn.explain.scoring import score_run
 from medattn.explain.spec import ExplainSpec
+from medattn.rundir import layout
+from medattn.rundir.reader import load_run, relative_path
 
-CHECKPOINT = "model.safetensors"
 RANDOM_SEED_OFFSET = 7919
 
 
@@ -47,8 +48,6 @@ class RunRef:
 
 def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, dict]:
     """The final runs (every seed, or the first of each model), the results table and study.json."""
-    from medattn.rundir.reader import load_run
-
     data = load_run(Path(run_dir))
     keys = data.results[["dataset", "model", "backbone", "attention", "seed"]].drop_duplicates()
     keys = keys.sort_values(["dataset", "model", "seed"], kind="stable")
@@ -57,8 +56,8 @@ def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, d
     refs = []
     for row in keys.itertuples(index=False):
         path = data.run_path(row.dataset, row.model, int(row.seed))
-        if path is None or not (path / CHECKPOINT).is_file():
-            where = path / CHECKPOINT if path is not None else "(no run directory recorded)"
+        if path is None or not (path / layout.CHECKPOINT).is_file():
+            where = path / layout.CHECKPOINT if path is not None else "(no run directory recorded)"
             raise DataError(f"{run_dir}: run {row.dataset}/{row.model} seed {row.seed} has no checkpoint "
                             f"{where}; explanations need the trained weights (re-run `medattn study run`)")
         refs.append(RunRef(row.dataset, row.model, row.backbone, row.attention, int(row.seed), path))
@@ -67,12 +66,12 @@ def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, d
 
 def load_samples(results: pd.DataFrame, study: dict, spec: ExplainSpec) -> dict[str, Sample]:
     """The shared sample of every dataset, drawn from the dataset reloaded from its recorded spec string."""
-    from medattn.data.dataset_spec import LoadContext, load_dataset
+    from medattn.data.dataset_spec import load_context, load_dataset
 
     if "dataset_spec" not in results.columns:
         raise DataError("results table has no dataset_spec column: cannot reload the images to explain; "
                         "re-create it with `medattn study results SPEC`")
-    ctx = LoadContext.from_env(study.get("data_dir"), study.get("cache_dir"))
+    ctx = load_context(study)
     specs = results.groupby("dataset", sort=False)["dataset_spec"].first()
     return {name: draw_sample(load_dataset(str(text), ctx), spec.split, spec.samples, spec.seed)
             for name, text in specs.items()}
@@ -89,14 +88,10 @@ def normalised(sample: Sample, sidecar: dict, device: torch.device) -> torch.Ten
 
 def randomised_model(sidecar: dict, seed: int, device: torch.device) -> torch.nn.Module:
     """The run's architecture with fresh random weights (for the randomisation check)."""
-    from medattn.models.build import build_model
-    from medattn.train.checkpoint import stem_arguments
+    from medattn.train.checkpoint import build_from_sidecar
 
-    cfg, data = sidecar["model"], sidecar["data"]
     torch.manual_seed(seed)
-    model = build_model(cfg["backbone"], cfg["attention"], num_classes=data["num_classes"], in_chans=data["in_chans"],
-                        image_size=data["image_size"], drop_rate=cfg["drop_rate"], placement=cfg["placement"],
-                        **stem_arguments(cfg, data["image_size"]), **cfg["attention_kwargs"])
+    model = build_from_sidecar(sidecar)
     _unit_norm_scales(model)
     return model.to(device).eval()
 
@@ -114,9 +109,9 @@ def _unit_norm_scales(model: torch.nn.Module) -> None:
 def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.device) -> tuple[Path, pd.DataFrame,
                                                                                               list[str]]:
     """Maps and scores of one run; writes the run's maps.npz and index.csv."""
-    from medattn.train.checkpoint import load_model
+    from medattn.train.checkpoint import load_run_model
 
-    model, sidecar = load_model(ref.path / CHECKPOINT)
+    model, sidecar = load_run_model(ref.path / layout.CHECKPOINT)
     model = model.to(device)
     x = normalised(sample, sidecar, device)
     run = explain_model(model, ref.backbone, x, sample.labels, spec)
@@ -129,13 +124,6 @@ def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.de
     scores.insert(0, "model", ref.model)
     scores.insert(0, "dataset", ref.dataset)
     return path, scores, [f"{ref.dataset}/{ref.model} seed {ref.seed}: {n}" for n in run.notes]
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(Path(path).resolve())
 
 
 def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | None = None) -> ExplainResult:
@@ -161,8 +149,9 @@ def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | 
         result.notes += notes
         scores.append(run_scores)
         rows.append({"dataset": ref.dataset, "model": ref.model, "backbone": ref.backbone,
-                     "attention": ref.attention, "seed": ref.seed, "run_dir": _relative(ref.path, run_dir),
-                     "maps": _relative(maps_path, run_dir), "sample": _relative(sample_files[ref.dataset], run_dir)})
+                     "attention": ref.attention, "seed": ref.seed, "run_dir": relative_path(ref.path, run_dir),
+                     "maps": relative_path(maps_path, run_dir),
+                     "sample": relative_path(sample_files[ref.dataset], run_dir)})
     result.runs = pd.DataFrame(rows, columns=list(store.RUNS_COLUMNS))
     result.scores = pd.concat(scores, ignore_index=True)[list(store.SCORES_COLUMNS)] if scores else pd.DataFrame(
         columns=list(store.SCORES_COLUMNS))

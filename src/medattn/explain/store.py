@@ -1,12 +1,8 @@
-"""The explanation map store: where maps, their index, the run list and the scores live in a run directory.
-
-    RUN_DIR/explanations/sample.npz      the explained images (see medattn.explain.sample)
-    RUN_DIR/explanations/runs.csv        dataset, model, backbone, attention, seed, run_dir, maps (+ sample)
-    RUN_DIR/explanations/scores.csv      dataset, model, seed, image_id, method, target, metric, value
-    <run artifact dir>/explanations/maps.npz    `maps`: float16 (M, H, W) in [0, 1]
-    <run artifact dir>/explanations/index.csv   row, image_id, method, layer, target, target_class,
-                                                predicted, label, probability
-Paths in runs.csv are relative to RUN_DIR. The format is fixed (the report and the survey read it).
+"""The explanation map store of a run directory: the explained sample, the run list, the scores (in the run
+directory's explanations folder) and each run's maps with their index (in the run's own folder). File names
+and what each holds: :data:`medattn.rundir.layout.LAYOUT` (keys ``sample``, ``explained_runs``,
+``explain_scores``, ``run_maps``, ``run_maps_index``). Paths in the run list are relative to RUN_DIR. The format
+is fixed: the report and the survey read it through this module.
 """
 
 from __future__ import annotations
@@ -18,13 +14,15 @@ import pandas as pd
 import torch
 
 from medattn.errors import DataError
+from medattn.rundir import layout
+from medattn.rundir.layout import sample_name  # noqa: F401  (the store's API)
 
-EXPLAIN_DIR = "explanations"
-SAMPLE_FILE = "sample.npz"
-RUNS_FILE = "runs.csv"
-SCORES_FILE = "scores.csv"
-MAPS_FILE = "maps.npz"
-INDEX_FILE = "index.csv"
+EXPLAIN_DIR = layout.EXPLANATIONS
+SAMPLE_FILE = layout.SAMPLE
+RUNS_FILE = layout.EXPLAINED_RUNS
+SCORES_FILE = layout.EXPLAIN_SCORES
+MAPS_FILE = layout.MAPS
+INDEX_FILE = layout.MAPS_INDEX
 INDEX_COLUMNS = ("row", "image_id", "method", "layer", "target", "target_class", "predicted", "label",
                  "probability")
 RUNS_COLUMNS = ("dataset", "model", "backbone", "attention", "seed", "run_dir", "maps", "sample")
@@ -35,11 +33,6 @@ TARGETS = ("predicted", "true")
 def study_dir(run_dir: Path) -> Path:
     """RUN_DIR/explanations."""
     return Path(run_dir) / EXPLAIN_DIR
-
-
-def sample_name(dataset: str, first: bool) -> str:
-    """File name of a dataset's sample: sample.npz for the study's first dataset, sample-<dataset>.npz else."""
-    return SAMPLE_FILE if first else f"sample-{dataset}.npz"
 
 
 def write_maps(run_artifacts: Path, maps: torch.Tensor, index: pd.DataFrame) -> Path:

@@ -22,8 +22,12 @@ Stage = Literal["final", "tune", "all"]
 
 def collect_results(plan: Plan, storage: BaseStorage, stage: Stage = "final",
                     artifact_root: str | Path | None = None) -> pd.DataFrame:
-    """The tidy results table of every finished run (artifact paths made absolute under `artifact_root`)."""
-    root = Path(artifact_root).expanduser().absolute() if artifact_root else plan.artifact_root
+    """The tidy results table of every finished run.
+
+    Artifact paths stay relative to the run directory (so that it can be moved or copied), unless
+    ``artifact_root`` names where the artifacts are on this machine: then they are absolute under it.
+    """
+    root = Path(artifact_root).expanduser().absolute() if artifact_root else None
     hp_names = list(plan.spec.tuning.search_space)
     rows: list[dict[str, Any]] = []
     for unit in plan.units:
@@ -70,7 +74,7 @@ def _base(plan: Plan, unit: Unit, stage: str) -> dict[str, Any]:
             "is_baseline": m.is_baseline, "reference": m.reference, "stage": stage}
 
 
-def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str], root: Path) -> list[dict]:
+def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str], root: Path | None) -> list[dict]:
     trials, study_attrs = _trials(storage, unit.final_study)
     cost = study_attrs.get(COST_ATTR) or {}
     rows = []
@@ -91,15 +95,15 @@ def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str
                "run_precision": (a.get("hardware") or {}).get("precision"),
                "run_stem": (a.get("hardware") or {}).get("stem"),
                "tuned_from": a.get("tuned_from"),
-               "checkpoint": _absolute(artifacts.get("checkpoint"), root),
-               "artifact_dir": _absolute(a.get("artifact_dir"), root), "worker": a.get("worker")}
+               "checkpoint": _stored(artifacts.get("checkpoint"), root),
+               "artifact_dir": _stored(a.get("artifact_dir"), root), "worker": a.get("worker")}
         metrics = a.get("metrics") or {}
         if not metrics:  # a diverged run: one row saying so, so that every planned run appears once
             rows.append({**run, "split": None, "metric": None, "value": None, "predictions": None})
         for split, values in metrics.items():
             for metric, value in values.items():
                 rows.append({**run, "split": split, "metric": metric, "value": value,
-                             "predictions": _absolute(artifacts.get(f"predictions_{split}"), root)})
+                             "predictions": _stored(artifacts.get(f"predictions_{split}"), root)})
     return rows
 
 
@@ -125,8 +129,9 @@ def _tune_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str]
     return rows
 
 
-def _absolute(rel: str | None, root: Path) -> str | None:
+def _stored(rel: str | None, root: Path | None) -> str | None:
+    """A path as the results table stores it: relative to the run directory, or absolute under ``root``."""
     if not rel:
         return None
     p = Path(rel)
-    return str(p if p.is_absolute() else root / p)
+    return str(p if p.is_absolute() or root is None else root / p)

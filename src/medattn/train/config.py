@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from medattn.rundir.metrics import SELECTABLE_METRICS
 from medattn.schema import Strict
 
 StemChoice = Literal["auto", "s1", "s2", "standard"]  # auto: the measured policy (models/stem.py)
@@ -70,3 +71,4 @@ class TrainConfig(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware is fast at it
     channels_last: bool | Literal["auto"] = "auto"  # auto: the measured rule (runtime/memory_format.py)
     progress: bool = True
+    select_on: Literal[SELECTABLE_METRICS] = "balanced_accuracy"  # validation metric whose best epoch is kept

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,8 @@ import torch.nn as nn
 from medattn.data.imageset import ImageSet
 from medattn.errors import TrainingFailed
 from medattn.models.build import build_model
+from medattn.rundir import layout, writer
+from medattn.rundir.reader import relative_path
 from medattn.runtime.memory_format import use_channels_last
 from medattn.runtime.precision import Precision, resolve_precision
 from medattn.train.augment import augment, channel_stats, to_float
@@ -149,10 +150,10 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
                    **{f"val_{k}": v for k, v in val.items()}}
             history.append(row)
             progress.update(epoch, loss, val["balanced_accuracy"])
-            if val["balanced_accuracy"] > best["score"]:
-                best = {"score": val["balanced_accuracy"], "epoch": epoch, "state": _cpu_state(model)}
+            if val[train_cfg.select_on] > best["score"]:  # selectable metrics are higher-is-better; NaN never wins
+                best = {"score": val[train_cfg.select_on], "epoch": epoch, "state": _cpu_state(model)}
             if out_dir is not None and epoch in train_cfg.save_epochs:
-                path = save_checkpoint(model.state_dict(), out_dir / f"epoch_{epoch:03d}.safetensors",
+                path = save_checkpoint(model.state_dict(), out_dir / layout.epoch_checkpoint_name(epoch),
                                        {**sidecar, "epoch": epoch})
                 artifacts[f"checkpoint_epoch_{epoch}"] = str(path)
             if on_epoch is not None:
@@ -161,6 +162,8 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
             if patience is not None and epoch - best["epoch"] >= patience:
                 break
 
+    if best["state"] is None:  # the selection metric was NaN at every epoch (e.g. a single-class val split)
+        best = {"score": math.nan, "epoch": len(history), "state": _cpu_state(model)}
     model.load_state_dict(best["state"])
     metrics, predictions, eval_ips = _evaluate_all(model, batches, train_cfg, run)
     timing = {"train_images_per_s": images_seen / max(train_seconds, 1e-9), "eval_images_per_s": eval_ips,
@@ -274,25 +277,27 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, batches: _Batches,
              model: nn.Module) -> dict:
     # The stem is recorded as built (not "auto"), so a checkpoint rebuilds the same network if the policy changes.
-    return {
+    from medattn.provenance import provenance
+
+    return writer.stamped({
         "model": {**model_cfg.model_dump(), "small_stem": None, "stem": model.medattn_spec["stem"]},
         "train": train_cfg.model_dump(), "seed": seed,
         "data": {"name": data.name, "source": data.source, "class_names": data.class_names,
                  "num_classes": data.num_classes, "in_chans": data.in_chans, "image_size": data.image_size,
                  "mean": batches.mean.tolist(), "std": batches.std.tolist()},
-    }
+    }, provenance())
 
 
 def _write_artifacts(out_dir: Path, result: RunResult, predictions: dict[str, pd.DataFrame], state, sidecar) -> None:
+    """Write weights, sidecar, predictions and metrics.json (whose artifact paths are relative to `out_dir`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.artifacts["checkpoint"] = str(save_checkpoint(state, out_dir / "model.safetensors", sidecar))
-    result.artifacts["config"] = str(out_dir / "model.json")
+    result.artifacts["checkpoint"] = str(save_checkpoint(state, out_dir / layout.CHECKPOINT, sidecar))
+    result.artifacts["config"] = str(out_dir / layout.SIDECAR)
     for split, table in predictions.items():
-        path = out_dir / f"predictions_{split}.csv"
-        table.to_csv(path, index=False, float_format="%.6g")
-        result.artifacts[f"predictions_{split}"] = str(path)
-    result.artifacts["metrics"] = str(out_dir / "metrics.json")
-    (out_dir / "metrics.json").write_text(json.dumps(asdict(result), indent=2))
+        result.artifacts[f"predictions_{split}"] = str(writer.write_predictions(out_dir, split, table))
+    result.artifacts["metrics"] = str(out_dir / layout.METRICS_JSON)
+    stored = {k: relative_path(v, out_dir) for k, v in result.artifacts.items()}
+    writer.write_metrics(out_dir, asdict(replace(result, artifacts=stored)))
 
 
 def _fail(out_dir: Path | None, epoch: int, history: list[dict], reason: str, sidecar: dict) -> None:
@@ -301,6 +306,5 @@ def _fail(out_dir: Path | None, epoch: int, history: list[dict], reason: str, si
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         record = {"status": "failed", "error": reason, "epochs_run": epoch, "history": history, "config": sidecar}
-        (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
-        where = f" (history so far in {out_dir / 'metrics.json'})"
+        where = f" (history so far in {writer.write_metrics(out_dir, record)})"
     raise TrainingFailed(f"run diverged: {reason}; lower the learning rate or enable class weighting{where}")
