@@ -34,9 +34,9 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "survey"), str(ROOT / "tests" / "study")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "tests" / "study")]
 
-from survey_helpers import make_explained_run  # noqa: E402
+from helpers.rundir import explained_run  # noqa: E402
 
 from medattn.survey.export import answers_frame  # noqa: E402
 from medattn.survey.store import make_engine, session_factory  # noqa: E402
@@ -169,7 +169,7 @@ def bench_database(kind: str, url: str, work: Path, n_raters: int, n_items: int)
 
     run_dir = work / "run"
     if not run_dir.exists():
-        make_explained_run(run_dir, n_images=n_items, seeds=(0,))
+        explained_run(run_dir, n_images=n_items, seeds=(0,))
     images = work / f"{kind}.images"
     made = create_survey(run_dir, url, ["gradcam"], n_items, images_dir=images)
     rows = []

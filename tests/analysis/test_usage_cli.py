@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from run_helpers import make_run_dir
+from helpers.rundir import trained_run
 
 MEDATTN = Path(sys.executable).parent / "medattn"
 
@@ -22,7 +22,7 @@ def _medattn(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("study"), save_epochs=(1,))
+    return trained_run(tmp_path_factory.mktemp("study"), save_epochs=(1,))
 
 
 @pytest.fixture(scope="module")

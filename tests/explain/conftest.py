@@ -1,15 +1,12 @@
-"""Fixtures for explanation tests: one torch thread, a tiny trained study shared by the module tests."""
+"""Fixtures for explanation tests: one torch thread, a tiny study of untrained checkpoints."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from explain_helpers import make_study  # noqa: E402
+from helpers.rundir import checkpoint_run
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -23,10 +20,10 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A study directory with plain, CBAM and SE ResNet-18 x 2 seeds trained for one epoch on derm-synth."""
+    """A study directory with plain, SE and CBAM ResNet-18 x 2 seeds (seeded random weights) on derm-synth."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return make_study(tmp_path_factory.mktemp("study"))
+        return checkpoint_run(tmp_path_factory.mktemp("study"))
     finally:
         torch.set_num_threads(before)

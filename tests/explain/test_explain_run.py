@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from explain_helpers import make_study
+from helpers.rundir import EXPLAIN_SPEC, checkpoint_run, run_folder
 from pydantic import ValidationError
 
 from medattn.errors import DataError
@@ -73,8 +73,8 @@ def test_methods_that_do_not_apply_are_notes_not_crashes(explained):
 
 
 def test_dataset_without_masks_skips_localisation_only(tmp_path, shared_data):
-    root = make_study(tmp_path, models={"resnet18": ("resnet18", "none")}, seeds=(0,),
-                      data_spec=f"medmnist:{shared_data / 'medmnist' / 'pneumoniamnist.npz'}", dataset="pneu")
+    root = checkpoint_run(tmp_path, models={"resnet18": ("resnet18", "none")}, seeds=(0,),
+                          data_spec=f"medmnist:{shared_data / 'medmnist' / 'pneumoniamnist.npz'}", dataset="pneu")
     result = explain_study(root, ExplainSpec(methods=["gradcam"], randomisation=False, **FAST))
     assert any("no lesion masks" in n for n in result.notes)
     assert set(result.scores["metric"]) == {"deletion_auc", "insertion_auc"}
@@ -88,7 +88,7 @@ def test_bad_input_names_the_problem(explained, tmp_path):
         explain_study(tiny_study, ExplainSpec(**{**FAST, "split": "nope"}))
     broken = tmp_path / "broken"
     shutil.copytree(tiny_study, broken)
-    (broken / "artifacts" / "derm" / "resnet18" / "seed1" / "model.safetensors").unlink()
+    (broken / run_folder("derm", "resnet18", 1) / "model.safetensors").unlink()
     with pytest.raises(DataError, match="seed 1 has no checkpoint"):
         explain_study(broken, ExplainSpec(**FAST))
     assert read_sample(tiny_study / "explanations" / "sample.npz").split == "test"
@@ -104,11 +104,9 @@ def test_cli_unknown_method_exits_2_with_the_valid_names(tiny_study):
 
 
 def test_sample_draw_is_shared_and_deterministic(tiny_study):
-    from explain_helpers import DATA_SPEC
-
     from medattn.data.dataset_spec import LoadContext, load_dataset
 
-    data = load_dataset(DATA_SPEC, LoadContext.from_env())
+    data = load_dataset(EXPLAIN_SPEC, LoadContext.from_env())
     a, b = draw_sample(data, "test", 4, 0), draw_sample(data, "test", 4, 0)
     assert a.ids.tolist() == b.ids.tolist()
     with pytest.raises(ValidationError, match="gradcam, gradcampp"):

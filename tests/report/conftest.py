@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from report_helpers import BuiltReport, make_run_dir, read_results
+from helpers.rundir import planted_run, read_results
+from report_helpers import BuiltReport
 
 from medattn.report import build_report
 
@@ -11,7 +12,7 @@ from medattn.report import build_report
 @pytest.fixture(scope="session")
 def built_report(tmp_path_factory: pytest.TempPathFactory) -> BuiltReport:
     """The report of the two-dataset, five-seed synthetic study with planted effects."""
-    run_dir = make_run_dir(tmp_path_factory.mktemp("run"))
+    run_dir = planted_run(tmp_path_factory.mktemp("run"))
     paths = build_report(run_dir)
     return BuiltReport(run_dir, paths, paths.markdown.read_text(encoding="utf-8"),
                        paths.html.read_text(encoding="utf-8"), read_results(run_dir))

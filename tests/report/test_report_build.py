@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.rundir import run_folder
 from report_helpers import BuiltReport
 
 from medattn.stats import compare_across_datasets, compare_models, describe_comparison, paired_bootstrap
@@ -101,11 +102,11 @@ def test_comparisons_csv_equals_compare_models(built_report: BuiltReport, expect
 
 
 def test_bootstrap_interval_is_the_seed_average_over_shared_resamples(built_report: BuiltReport):
-    run = built_report.run_dir / "runs" / "derm"
+    run = built_report.run_dir
     samples = []
     for seed in range(5):
-        model = pd.read_csv(run / "resnet18_cbam" / f"seed{seed}" / "predictions_test.csv")
-        reference = pd.read_csv(run / "resnet18" / f"seed{seed}" / "predictions_test.csv")
+        model = pd.read_csv(run / run_folder("derm", "resnet18+cbam", seed) / "predictions_test.csv")
+        reference = pd.read_csv(run / run_folder("derm", "resnet18", seed) / "predictions_test.csv")
         samples.append(paired_bootstrap(model, reference, n_boot=2000, seed=0).samples)
     low, high = np.quantile(np.mean(samples, axis=0), [0.025, 0.975])
     comparisons = section(section(built_report.markdown, "## Dataset derm"), "### Comparisons")
@@ -144,7 +145,8 @@ def test_summary_table_has_mean_sd_and_costs(built_report: BuiltReport):
     models = section(section(built_report.markdown, "## Dataset path"), "### Models")
     header = table_row(models, "Model")
     assert header[3:7] == ["Balanced accuracy (%)", "AUC (%)", "Macro F1 (%)", "ECE (%)"]
-    assert header[7:] == ["Params", "FLOPs", "Train img/s", "Infer img/s", "Peak mem (MB)"]
+    assert header[7:] == ["Params", "FLOPs", "Train img/s (separate timing)", "Infer img/s (separate timing)",
+                          "Peak mem (MB)"]  # the planted runs record no throughput of their own
     r = built_report.results
     values = r[(r["dataset"] == "path") & (r["model"] == "resnet18+cbam") & (r["split"] == "test")
                & (r["metric"] == "balanced_accuracy")]["value"]

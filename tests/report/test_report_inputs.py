@@ -5,12 +5,13 @@ and failed-run rows; missing artifacts listed in the report instead of failing i
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import typer
-from report_helpers import PATH, make_run_dir
+from helpers.rundir import PATH, planted_run, run_folder
 from typer.testing import CliRunner
 
 from medattn.errors import DataError
@@ -22,7 +23,7 @@ from medattn.stats import compare_models, describe_comparison
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-dataset, three-seed synthetic run written as results.csv."""
-    return make_run_dir(tmp_path_factory.mktemp("small"), datasets=(PATH,), seeds=3, fmt="csv")
+    return planted_run(tmp_path_factory.mktemp("small"), datasets=(PATH,), seeds=3, fmt="csv")
 
 
 def test_missing_run_dir_and_missing_results_are_one_line_errors(tmp_path: Path):
@@ -78,17 +79,27 @@ def test_engine_columns_tuning_rows_and_failed_runs(tmp_path: Path, small_run: P
     assert "Study `engine-study`" in text and "# medattn report: engine-study" in text
 
 
+def test_absolute_paths_of_a_moved_run_are_found_in_its_new_place(tmp_path: Path, small_run: Path):
+    table = pd.read_csv(small_run / "results.csv").drop(columns=["predictions"])
+    table["run_dir"] = [f"/gone/old-place/{p}" for p in table["run_dir"]]  # absolute, written before the move
+    moved = tmp_path / "moved"
+    shutil.copytree(small_run / "artifacts", moved / "artifacts")
+    table.to_csv(moved / "results.csv", index=False)
+    expected = pd.read_csv(small_run / run_folder("path", "resnet18", 0) / "predictions_test.csv")
+    pd.testing.assert_frame_equal(load_run(moved).predictions("path", "resnet18", 0, "test"), expected)
+
+
 def test_missing_artifacts_are_listed_and_the_report_still_builds(tmp_path: Path):
-    run_dir = make_run_dir(tmp_path, datasets=(PATH,), seeds=3)
+    run_dir = planted_run(tmp_path, datasets=(PATH,), seeds=3)
     (run_dir / "study.json").unlink()
     for seed in range(3):
-        (run_dir / "runs" / "path" / "resnet18_se" / f"seed{seed}" / "predictions_test.csv").unlink()
-    (run_dir / "runs" / "path" / "vit" / "seed1" / "metrics.json").unlink()
+        (run_dir / run_folder("path", "resnet18+se", seed) / "predictions_test.csv").unlink()
+    (run_dir / run_folder("path", "vit", 1) / "metrics.json").unlink()
     paths = build_report(run_dir, rope=0.02)
     text = paths.markdown.read_text()
     notes = text[text.index("## Notes"):]
-    assert "resnet18_se/seed0/predictions_test.csv: prediction file not found" in notes
-    assert "vit/seed1/metrics.json: training history not found" in notes
+    assert "resnet18+se/seed0-trial0/predictions_test.csv: prediction file not found" in notes
+    assert "vit/seed1-trial0/metrics.json: training history not found" in notes
     row = next(line for line in text.splitlines() if line.startswith("| resnet18+se vs resnet18 "))
     assert row.split("|")[5].strip() == "n/a"  # no bootstrap without predictions
     recall = text[text.index("Table: Recall"):text.index("![Per-class")]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_helpers import PATH, make_run_dir
+from helpers.rundir import PATH, planted_run
 
 import medattn.report.sections as sections
 from medattn.report import build_report
@@ -47,7 +47,7 @@ def toy_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_a_new_file_in_the_sections_package_adds_a_section(tmp_path: Path, toy_plugin: str):
     assert "toy-best-model" not in DATASET_SECTIONS.names()
-    run_dir = make_run_dir(tmp_path / "run", datasets=(PATH,), seeds=2)
+    run_dir = planted_run(tmp_path / "run", datasets=(PATH,), seeds=2)
     paths = build_report(run_dir)
     md, page = paths.markdown.read_text(), paths.html.read_text()
     assert toy_plugin in sys.modules

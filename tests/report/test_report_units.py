@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from report_helpers import PATH, make_run_dir
+from helpers.rundir import PATH, planted_run
 
 from medattn.report import build_report
 from medattn.report import formatting as fmt
@@ -65,7 +65,7 @@ def test_registry_orders_and_rejects_duplicates():
 
 
 def test_registered_sections_appear_in_both_formats(tmp_path: Path):
-    run_dir = make_run_dir(tmp_path, datasets=(PATH,), seeds=2)
+    run_dir = planted_run(tmp_path, datasets=(PATH,), seeds=2)
     DATASET_SECTIONS.register("toy-explain", lambda ctx, d: Section("Explanations", [Paragraph(f"maps of **{d}**")]),
                               before="training-curves")
     REPORT_SECTIONS.register("toy-survey", lambda ctx: [Section("Clinician survey", [Paragraph("no ratings yet")])],

@@ -1,57 +1,19 @@
-"""Build a small run directory in the explanation-store format (random but valid maps, tiny images).
+"""Survey test helpers: a survey created over a fabricated explanation store, and the browser steps of raters.
 
-Independent of `medattn explain`: this writes the FIXED store format that the survey reads.
+The store (random but valid maps, tiny images) comes from tests/helpers/rundir.py (`explained_run`), which writes
+the FIXED format the survey reads, independently of `medattn explain`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from helpers.rundir import explained_run
 from starlette.testclient import TestClient
 
 from medattn.survey.create import CreatedSurvey, create_survey
-
-MODELS = {"resnet18": ("resnet18", "none"), "resnet18+se": ("resnet18", "se"), "resnet18+cbam": ("resnet18", "cbam")}
-CLASSES = ["normal", "pneumonia"]
-
-
-def make_explained_run(root: Path, *, n_images: int = 12, size: int = 28, seeds: tuple[int, ...] = (0, 1),
-                       models: dict[str, tuple[str, str]] = MODELS, dataset: str = "pneu", seed: int = 0) -> Path:
-    """Write RUN_DIR/explanations (sample.npz, runs.csv) and one maps.npz + index.csv per run; return RUN_DIR."""
-    rng = np.random.default_rng(seed)
-    folder = root / "explanations"
-    folder.mkdir(parents=True, exist_ok=True)
-    ids = np.array([f"img{i:03d}" for i in range(n_images)])
-    images = rng.integers(0, 256, (n_images, 1, size, size), dtype=np.uint8)
-    labels = rng.integers(0, 2, n_images).astype(np.int64)
-    np.savez(folder / "sample.npz", ids=ids, images=images, labels=labels,
-             masks=(rng.random((n_images, size, size)) > 0.7).astype(np.uint8), split=np.str_("test"),
-             seed=np.int64(seed))
-    runs = []
-    for model, (backbone, attention) in models.items():
-        methods = ["gradcam", "gradcampp"] + ([] if attention == "none" else ["attention"])
-        for s in seeds:
-            run_dir = Path("artifacts") / dataset / model.replace("+", "_") / f"seed{s}-trial0"
-            (root / run_dir / "explanations").mkdir(parents=True, exist_ok=True)
-            (root / run_dir / "model.json").write_text(json.dumps({"data": {"class_names": CLASSES}}))
-            rows = [(image_id, method, target) for image_id in ids for method in methods
-                    for target in ("predicted", "true")]
-            maps = rng.random((len(rows), size, size)).astype(np.float16)
-            np.savez(root / run_dir / "explanations" / "maps.npz", maps=maps)
-            index = pd.DataFrame(rows, columns=["image_id", "method", "target"])
-            index.insert(0, "row", range(len(rows)))
-            index.insert(3, "layer", np.where(index["method"] == "attention", "", "layer4"))
-            index["target_class"], index["predicted"], index["label"], index["probability"] = 1, 1, 0, 0.8
-            index.to_csv(root / run_dir / "explanations" / "index.csv", index=False)
-            runs.append({"dataset": dataset, "model": model, "backbone": backbone, "attention": attention, "seed": s,
-                         "run_dir": str(run_dir), "maps": str(run_dir / "explanations" / "maps.npz")})
-    pd.DataFrame(runs).to_csv(folder / "runs.csv", index=False)
-    return root
 
 
 @dataclass(frozen=True)
@@ -65,7 +27,7 @@ class MadeSurvey:
 
 def make_survey(tmp: Path, n_items: int = 5, methods: tuple[str, ...] = ("gradcam",)) -> MadeSurvey:
     """Create a survey over the three tiny models' maps in ``tmp``."""
-    run_dir = make_explained_run(tmp / "run")
+    run_dir = explained_run(tmp / "run")
     db = tmp / "survey.db"
     return MadeSurvey(run_dir, db, create_survey(run_dir, db, list(methods), n_items, seed=3))
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.rundir import explained_run
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from survey_helpers import MadeSurvey, make_explained_run
+from survey_helpers import MadeSurvey
 
 from medattn.survey.blinding import item_order, label_to_arm, panel_order
 from medattn.survey.create import create_survey, plan_survey
@@ -34,7 +35,7 @@ def test_blinding_is_a_reproducible_permutation_that_differs_between_raters():
 
 
 def test_plan_draws_items_with_every_arm_and_is_reproducible(tmp_path: Path):
-    run_dir = make_explained_run(tmp_path)
+    run_dir = explained_run(tmp_path)
     plan = plan_survey(run_dir, ["gradcam", "attention"], 6, seed=1)
     assert list(plan.arms["model"] + "/" + plan.arms["method"]) == [
         "resnet18/gradcam", "resnet18+cbam/attention", "resnet18+cbam/gradcam", "resnet18+se/attention",
@@ -57,7 +58,7 @@ def test_plan_draws_items_with_every_arm_and_is_reproducible(tmp_path: Path):
     ({"dataset": "isic"}, "--dataset: unknown dataset 'isic'"),
 ])
 def test_plan_errors_name_the_option_and_the_fix(tmp_path: Path, kwargs: dict, message: str):
-    run_dir = make_explained_run(tmp_path)
+    run_dir = explained_run(tmp_path)
     args = {"methods": ["gradcam"], "n_items": 4, **kwargs}
     with pytest.raises(SurveyError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         plan_survey(run_dir, args.pop("methods"), args.pop("n_items"), **args)

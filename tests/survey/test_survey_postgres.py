@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.rundir import explained_run
 from starlette.testclient import TestClient
-from survey_helpers import admin_login, answer, give_profile, invite, make_explained_run
+from survey_helpers import admin_login, answer, give_profile, invite
 
 from medattn.survey.app import create_app
 from medattn.survey.create import create_survey
@@ -27,7 +28,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def test_a_survey_on_postgresql_stores_each_answer_once(postgres_url: str, tmp_path: Path):
-    run_dir = make_explained_run(tmp_path / "run")
+    run_dir = explained_run(tmp_path / "run")
     with pytest.raises(SurveyError, match="--images"):
         create_survey(run_dir, postgres_url, ["gradcam"], 3)
     made = create_survey(run_dir, postgres_url, ["gradcam"], 3, images_dir=tmp_path / "images")

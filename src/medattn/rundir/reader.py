@@ -125,7 +125,8 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 
 def migrate_path(value: Any, run_dir: Path) -> Path | None:
     """Return a stored path resolved in ``run_dir``: relative paths under it, absolute paths of an older table
-    re-rooted at their ``artifacts/`` component when they point outside it (a moved or copied run)."""
+    re-rooted at their ``artifacts/`` component when they point outside it (a moved or copied run), unless only
+    the absolute path exists (artifacts kept in another folder)."""
     if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
         return None
     path = Path(str(value)).expanduser()
@@ -139,7 +140,9 @@ def migrate_path(value: Any, run_dir: Path) -> Path | None:
     parts = path.parts
     if layout.ARTIFACTS in parts:
         at = len(parts) - 1 - parts[::-1].index(layout.ARTIFACTS)
-        return run_dir.joinpath(*parts[at:])
+        moved = run_dir.joinpath(*parts[at:])
+        if moved.exists() or not path.exists():  # artifacts kept elsewhere (study --artifacts) stay where they are
+            return moved
     return path
 
 
