@@ -1,0 +1,112 @@
+"""The run-directory contract: a copied run reads its own files, the recorded contrast plan is used, old tables
+migrate, newer schemas are refused. Fabricated run directories only (no training): milliseconds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from medattn.errors import DataError
+
+
+def _results(run_dir: Path, *, absolute: bool) -> pd.DataFrame:
+    """Two final runs whose artifact paths are absolute (tables written before relative paths) or relative."""
+    rows = []
+    for model, attention in (("resnet18", "none"), ("resnet18+se", "se")):
+        rel = f"artifacts/toy/{model}/seed0-trial1"
+        folder = run_dir / rel
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights of " + model.encode())
+        where = str(folder) if absolute else rel
+        for split in ("val", "test"):
+            rows.append({"dataset": "toy", "dataset_spec": "synthetic:toy", "model": model, "backbone": "resnet18",
+                         "attention": attention, "is_baseline": False, "stage": "final", "seed": 0, "split": split,
+                         "metric": "balanced_accuracy", "value": 0.7, "artifact_dir": where,
+                         "checkpoint": f"{where}/model.safetensors"})
+    table = pd.DataFrame(rows)
+    table.to_csv(run_dir / "results.csv", index=False)
+    return table
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_a_copied_run_explains_its_own_runs_not_the_originals(tmp_path, absolute):
+    """`medattn explain COPY` used to resolve the copy's runs to the original's folders and overwrite its maps."""
+    from medattn.explain.runner import final_runs
+
+    original = tmp_path / "original"
+    _results(original, absolute=absolute)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    refs, _, _ = final_runs(copy, "all")
+    assert len(refs) == 2
+    for ref in refs:
+        assert ref.path.resolve().is_relative_to(copy.resolve()), ref.path
+        assert (ref.path / "model.safetensors").read_bytes() == b"weights of " + ref.model.encode()
+
+
+def test_two_plain_stems_and_a_variant_compare_with_the_planned_reference():
+    """resnet18 at two stems + resnet18+cbam plans fine (reference: the standard-stem resnet18); stats used to
+    refuse it ("backbone 'resnet18' has several plain models") after everything had trained."""
+    from medattn.stats.compare import comparison_pairs
+
+    rows = []
+    plan = {"resnet18": ("none", None), "resnet18-s1": ("none", None), "resnet18+cbam": ("cbam", "resnet18")}
+    for model, (attention, reference) in plan.items():
+        for seed in range(3):
+            for split in ("val", "test"):
+                rows.append({"dataset": "toy", "model": model, "backbone": "resnet18", "attention": attention,
+                             "is_baseline": False, "reference": reference, "seed": seed, "split": split,
+                             "metric": "balanced_accuracy", "value": 0.7 + 0.01 * seed})
+    pairs = comparison_pairs(pd.DataFrame(rows))
+    assert pairs[["model", "reference", "kind"]].values.tolist() == [["resnet18+cbam", "resnet18",
+                                                                      "attention_vs_plain"]]
+
+
+def test_old_absolute_paths_migrate_on_read(tmp_path):
+    from medattn.rundir.reader import load_run
+
+    original = tmp_path / "original"
+    _results(original, absolute=True)
+    moved = tmp_path / "moved"
+    shutil.move(original, moved)
+    run = load_run(moved)
+    assert run.run_path("toy", "resnet18", 0) == moved / "artifacts/toy/resnet18/seed0-trial1"
+    assert run.predictions_path("toy", "resnet18+se", 0, "test") == (
+        moved / "artifacts/toy/resnet18+se/seed0-trial1/predictions_test.csv")
+
+
+@pytest.mark.parametrize("name", ["study.json", "model.json"])
+def test_a_newer_schema_is_refused_in_one_line(tmp_path, name):
+    from medattn.rundir.reader import read_sidecar, read_study
+    from medattn.rundir.version import SCHEMA_VERSION
+
+    path = tmp_path / name
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(DataError) as err:
+        (read_study if name == "study.json" else read_sidecar)(path)
+    message = str(err.value)
+    assert "\n" not in message and name in message and "upgrade medattn" in message
+
+
+def test_every_layout_path_is_relative_and_unique():
+    from medattn.rundir import LAYOUT
+
+    paths = [p.path for p in LAYOUT]
+    assert len(set(paths)) == len(paths) and len({p.key for p in LAYOUT}) == len(LAYOUT)
+    assert not any(p.startswith("/") or ".." in p.split("/") for p in paths)
+
+
+def test_training_reports_every_registered_metric():
+    """The metric registry and what training computes are the same set (hand-made 2-class probabilities)."""
+    import numpy as np
+
+    from medattn.rundir.metrics import METRIC_NAMES
+    from medattn.train.metrics import classification_metrics
+
+    got = classification_metrics(np.array([0, 1, 1, 0]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]))
+    assert tuple(got) == METRIC_NAMES
+    assert got["accuracy"] == 0.75 and got["balanced_accuracy"] == 0.75
