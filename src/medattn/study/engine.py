@@ -36,7 +36,7 @@ from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, spec_load_context
 from medattn.study.slots import INTERRUPTED_ATTR, SEED_ATTR, SLOT_ATTR, claim, mark_failed, slot_states, top_up
 from medattn.study.storage import Heartbeat, open_storage
 from medattn.study.tuning import make_pruner, make_sampler, suggest, tuning_keys
-from medattn.train.config import ModelConfig
+from medattn.train.config import ModelConfig, TrainConfig
 
 CONFIG_ATTR = "medattn:config"
 COST_ATTR = "cost"
@@ -83,10 +83,15 @@ class Engine:
         self._settled: set[str] = set()
         self._data: dict[str, ImageSet] = {}
         self._tune_data: dict[str, ImageSet] = {}
-        spec = plan.spec
-        self._tune_train = spec.train.model_copy(update={"epochs": spec.tuning_epochs, "progress": False,
-                                                         "save_epochs": []})
-        self._final_train = spec.train.model_copy(update={"progress": False})
+
+    def _tune_train(self, unit: Unit) -> TrainConfig:
+        """The unit's TrainConfig for tuning trials (its model's overrides kept): tuning epochs, no checkpoints."""
+        return self.plan.train_config(unit.model).model_copy(
+            update={"epochs": self.plan.spec.tuning_epochs, "progress": False, "save_epochs": []})
+
+    def _final_train(self, unit: Unit) -> TrainConfig:
+        """The unit's TrainConfig for its seeded runs (its model's overrides kept)."""
+        return self.plan.train_config(unit.model).model_copy(update={"progress": False})
 
     # ------------------------------------------------------------------------------------ planning
     def study(self, name: str) -> optuna.Study:
@@ -215,7 +220,7 @@ class Engine:
         def run() -> Attempt:
             nonlocal epochs
             params = suggest(trial, spec.tuning.search_space)
-            model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train, params)
+            model_cfg, train_cfg = apply_params(unit.model.config, self._tune_train(unit), params)
             self.log(f"{label}: start {_short(params)}")
             result = self.train_fn(self.tuning_dataset(unit), model_cfg, train_cfg, spec.tuning.seed, None, on_epoch)
             value = float(result.metrics["val"][metric])
@@ -240,7 +245,7 @@ class Engine:
         out_dir = self.plan.artifact_root / rel
 
         def run() -> Attempt:
-            model_cfg, train_cfg = apply_params(unit.model.config, self._final_train, params)
+            model_cfg, train_cfg = apply_params(unit.model.config, self._final_train(unit), params)
             data = self.dataset(unit)
             self._ensure_cost(unit, model_cfg, data)
             origin = "untuned" if tuned_from is None else f"tuned trial {tuned_from}"

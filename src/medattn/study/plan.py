@@ -12,9 +12,9 @@ from typing import Any
 from medattn.data.dataset_spec import LoadContext, load_dataset, parse_spec
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError, ModelError
-from medattn.study.spec import StudySpec
+from medattn.study.spec import StudySpec, with_train_overrides
 from medattn.study.yamlmarks import PathKey
-from medattn.train.config import ModelConfig
+from medattn.train.config import ModelConfig, TrainConfig
 
 JOURNAL_FILE = "study.journal"
 ARTIFACT_DIR = "artifacts"
@@ -42,6 +42,7 @@ class ModelVariant:
     reference: str | None
     origin: PathKey
     placement_origin: PathKey | None = None
+    train: TrainConfig | None = None  # the study's train: with this model's overrides (None: no overrides)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class Plan:
     def artifact_root(self) -> Path:
         """Directory every artifact path stored in the study is relative to."""
         return self.out_dir
+
+    def train_config(self, model: ModelVariant) -> TrainConfig:
+        """The TrainConfig a model's runs start from: the study's, with the model's `train:` overrides."""
+        return model.train or self.spec.train
 
     def unit(self, dataset: str, model: str) -> Unit:
         """The unit for a dataset and model name."""
@@ -142,9 +147,10 @@ def _default_dataset_name(target: str, explicit: str | None) -> str:
 
 def expand_models(spec: StudySpec) -> list[ModelVariant]:
     """The grid, the explicit list and the baselines as named models; SpecError for duplicate names."""
-    raw: list[tuple[str, ModelConfig, str, bool, PathKey, PathKey | None]] = []
+    raw: list[tuple[str, ModelConfig, str, bool, PathKey, PathKey | None, TrainConfig | None]] = []
     grid = spec.models.grid
     if grid is not None:
+        grid_train = None if grid.train is None else with_train_overrides(spec.train, grid.train)
         placements = _named_placements(grid.placements)
         attentions = list(dict.fromkeys(grid.attentions))
         if grid.include_plain and "none" not in attentions:
@@ -166,7 +172,7 @@ def expand_models(spec: StudySpec) -> list[ModelVariant]:
                         name += f"@{p_name}"
                     p_key = p_name if isinstance(grid.placements, dict) else p_i
                     p_origin = None if plain or placement is None else ("models", "grid", "placements", p_key)
-                    raw.append((name, cfg, "" if plain else p_name, False, origin, p_origin))
+                    raw.append((name, cfg, "" if plain else p_name, False, origin, p_origin, grid_train))
     for key, baseline in (("list", False), ("baselines", True)):
         entries = spec.models.items if key == "list" else spec.models.baselines
         for i, entry in enumerate(entries):
@@ -175,16 +181,18 @@ def expand_models(spec: StudySpec) -> list[ModelVariant]:
             name = entry.name or default
             p_name = "" if entry.placement is None else _placement_label(entry.placement)
             p_origin = None if entry.placement is None else ("models", key, i, "placement")
-            raw.append((name, cfg, p_name, baseline, ("models", key, i), p_origin))
+            train = None if entry.train is None else with_train_overrides(spec.train, entry.train)
+            raw.append((name, cfg, p_name, baseline, ("models", key, i), p_origin, train))
     seen: dict[str, PathKey] = {}
-    for name, _cfg, _p, _b, origin, _po in raw:
+    for name, _cfg, _p, _b, origin, _po, _t in raw:
         if name in seen:
             raise spec.error(origin, f"duplicate model name '{name}' (also {spec.where(seen[name])}); "
                                      f"give one of them a distinct `name`")
         seen[name] = origin
-    configs = [(name, cfg, baseline) for name, cfg, _p, baseline, _o, _po in raw]
-    return [ModelVariant(name, cfg, p_name, baseline, _reference(cfg, baseline, configs), origin, p_origin)
-            for name, cfg, p_name, baseline, origin, p_origin in raw]
+    configs = [(name, cfg, baseline, train or spec.train) for name, cfg, _p, baseline, _o, _po, train in raw]
+    return [ModelVariant(name, cfg, p_name, baseline, _reference(cfg, baseline, train or spec.train, configs), origin,
+                         p_origin, train)
+            for name, cfg, p_name, baseline, origin, p_origin, train in raw]
 
 
 def _named_placements(placements: Any) -> dict[str, tuple[int, dict | None]]:
@@ -205,13 +213,14 @@ def _placement_label(placement: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "", "_".join(parts)) or "custom"
 
 
-def _reference(cfg: ModelConfig, baseline: bool, raw: list) -> str | None:
-    """The plain model (same backbone, no attention) an attention variant is compared against."""
+def _reference(cfg: ModelConfig, baseline: bool, train: TrainConfig, raw: list) -> str | None:
+    """The plain model (same backbone, stem and TrainConfig, no attention) an attention variant is compared
+    against."""
     if baseline or cfg.attention == "none":
         return None
-    for name, other, other_baseline in raw:
+    for name, other, other_baseline, other_train in raw:
         if (not other_baseline and other.attention == "none" and other.backbone == cfg.backbone
-                and other.small_stem == cfg.small_stem and other.stem == cfg.stem):
+                and other.small_stem == cfg.small_stem and other.stem == cfg.stem and other_train == train):
             return name
     return None
 
@@ -219,7 +228,8 @@ def _reference(cfg: ModelConfig, baseline: bool, raw: list) -> str | None:
 def fingerprint(plan: Plan, unit: Unit) -> str:
     """Canonical JSON of everything that determines a unit's runs (the seed list excepted)."""
     spec = plan.spec
-    train = {k: v for k, v in spec.train.model_dump(mode="json").items() if k not in _COSMETIC_TRAIN}
+    train = {k: v for k, v in plan.train_config(unit.model).model_dump(mode="json").items()
+             if k not in _COSMETIC_TRAIN}
     tuning = spec.tuning.model_dump(mode="json")
     return json.dumps({"dataset": unit.dataset.spec, "model": unit.model.config.model_dump(mode="json"),
                        "train": train, "tuning": tuning, "selection_metric": spec.selection_metric},

@@ -13,6 +13,7 @@ name, impossible search space) raises `SpecError` with one line `FILE:LINE: FIEL
         attentions: [se, cbam]              # the plain backbone is added unless include_plain: false
         placements: {all: null}             # name -> placement dict (null = the zoo's default)
       list: []                              # explicit entries: {name, backbone, attention, placement, ...}
+                                            # and `train: {precision: bf16}`: this model's train overrides
       baselines: [vit_tiny_patch16_224]     # reference models outside the grid (is_baseline = true)
     train: {epochs: 10, batch_size: 128}    # TrainConfig fields shared by every run
     tuning:
@@ -92,6 +93,7 @@ class ModelEntry(Strict):
     small_stem: bool | None = None
     stem: StemChoice = "auto"
     drop_rate: float = Field(0.0, ge=0, lt=1)
+    train: TrainConfig | None = None  # overrides of the study's `train:` for this model (only the keys given)
 
     @model_validator(mode="after")
     def _one_stem_choice(self):
@@ -127,6 +129,7 @@ class GridSpec(Strict):
     small_stem: bool | None = None
     stem: StemChoice = "auto"
     drop_rate: float = Field(0.0, ge=0, lt=1)
+    train: TrainConfig | None = None  # overrides of the study's `train:` for every grid model
 
     @model_validator(mode="after")
     def _one_stem_choice(self):
@@ -341,8 +344,53 @@ def spec_from_marked(marks: MarkedYaml, default_name: str) -> StudySpec:
         raise validation_error(exc, marks, StudySpec) from None
     spec._marks = marks
     _check_search_space(spec)
+    _check_train_overrides(spec)
     _check_storage(spec)
     return spec
+
+
+# Train fields one model may not change: the epoch budget, the checkpoints the feature analysis reads, the
+# selection metric (the study's) and the device the data sits on are the same for every model of a study.
+STUDY_WIDE_TRAIN = ("epochs", "save_epochs", "select_on", "device")
+
+
+def train_overrides(override: TrainConfig | None) -> dict[str, Any]:
+    """The fields a model's `train:` block sets, as dotted names (`precision`, `augment.strength`) -> value."""
+    given = override.model_dump(exclude_unset=True) if override is not None else {}
+    return {f"{k}.{sub}" if isinstance(v, dict) else k: w
+            for k, v in given.items() for sub, w in (v.items() if isinstance(v, dict) else [(None, v)])}
+
+
+def with_train_overrides(base: TrainConfig, override: TrainConfig | None) -> TrainConfig:
+    """The study's TrainConfig with a model's `train:` overrides set (nested blocks merged key by key)."""
+    merged = base.model_dump()
+    for name, value in train_overrides(override).items():
+        *parents, leaf = name.split(".")
+        target = merged
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return TrainConfig.model_validate(merged)
+
+
+def model_entries(spec: StudySpec) -> list[tuple[PathKey, GridSpec | ModelEntry]]:
+    """Every model block of the spec with its document path: the grid, then list entries, then baselines."""
+    models = spec.models
+    grid = [(("models", "grid"), models.grid)] if models.grid is not None else []
+    return [*grid, *((("models", "list", i), e) for i, e in enumerate(models.items)),
+            *((("models", "baselines", i), e) for i, e in enumerate(models.baselines))]
+
+
+def _check_train_overrides(spec: StudySpec) -> None:
+    for origin, entry in model_entries(spec):
+        for name in train_overrides(entry.train):
+            path = (*origin, "train", *name.split("."))
+            if name.split(".")[0] in STUDY_WIDE_TRAIN:
+                raise spec.error(path, f"'{name}' is the same for every model of a study; set it in the "
+                                       f"study's train: block")
+            if name in spec.tuning.search_space:
+                raise spec.error(path, f"'{name}' is tuned (it is in tuning.search_space), so this value would "
+                                       f"be replaced; remove it here or from the search space")
 
 
 def _check_search_space(spec: StudySpec) -> None:
