@@ -27,6 +27,16 @@ def test_train_writes_metrics_predictions_and_checkpoint(tmp_path):
     assert metrics["status"] == "ok" and set(metrics["metrics"]) == {"val", "test", "test_ood"}
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "predictions_test_ood.csv").exists()
     assert "balanced_accuracy" in out.stdout
+    # a train folder is a one-run run directory: explain and features find its run (they used to refuse it)
+    from medattn.analysis.usage import study_runs
+    from medattn.explain.runner import final_runs
+    from medattn.rundir.reader import load_run
+
+    refs, results, _ = final_runs(tmp_path, "all")
+    assert [(r.model, r.seed, r.path.resolve()) for r in refs] == [("resnet18", 0, tmp_path.resolve())]
+    assert set(results["split"]) == {"val", "test", "test_ood"}
+    runs = study_runs(load_run(tmp_path))
+    assert runs["dataset_spec"].tolist() == ["synthetic:derm-synth?n=300&size=32"]
 
 
 def test_every_command_group_is_mounted():

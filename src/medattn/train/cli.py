@@ -44,11 +44,37 @@ def train_command(
                                          **{k: v for k, v in overrides.items() if v is not None}}, "train")
     dataset = load_dataset(data, context_from_options(data_dir, cache_dir, download))
     result = train_run(dataset, model_cfg, train_cfg, seed, out)
+    write_run_table(out, data, dataset.name, model_cfg, seed, result, data_dir, cache_dir)
     _print_metrics(result.metrics, f"{backbone}+{attention} on {dataset.name}, seed {seed}, best epoch "
                                    f"{result.best_epoch}/{result.epochs_run}")
     hw = result.hardware
     console.print(f"train {result.timing['train_images_per_s']:.0f} images/s ({hw['precision']}, stem {hw['stem']}, "
                   f"{hw['threads']} thread(s)); results in {out}/", highlight=False)
+
+
+def write_run_table(out: Path, data_spec: str, dataset: str, model_cfg, seed: int, result, data_dir, cache_dir) -> None:
+    """Make the train folder a one-run run directory: its results table (artifact folder '.') and study.json,
+    so that explain, features, probe and report read it like a study's output."""
+    import pandas as pd
+
+    from medattn.provenance import provenance
+    from medattn.rundir import layout, writer
+    from medattn.rundir.columns import ID_COLUMNS, RUN_COLUMNS
+
+    model = model_cfg.backbone if model_cfg.attention == "none" else f"{model_cfg.backbone}+{model_cfg.attention}"
+    run = {"study": Path(out).name, "dataset": dataset, "dataset_spec": data_spec, "model": model,
+           "backbone": model_cfg.backbone, "attention": model_cfg.attention, "is_baseline": False, "stage": "final",
+           "seed": seed, "trial": 0, "status": result.status, "best_epoch": result.best_epoch,
+           "epochs_run": result.epochs_run, "run_train_seconds": result.timing.get("train_seconds"),
+           "run_train_images_per_s": result.timing.get("train_images_per_s"),
+           "run_precision": result.hardware.get("precision"), "run_stem": result.hardware.get("stem"),
+           "checkpoint": layout.CHECKPOINT, "artifact_dir": "."}
+    rows = [{**run, "split": split, "metric": metric, "value": value, "predictions": layout.predictions_name(split)}
+            for split, values in result.metrics.items() for metric, value in values.items()]
+    writer.write_results(pd.DataFrame(rows, columns=[*ID_COLUMNS, *RUN_COLUMNS]), Path(out) / layout.RESULTS_CSV)
+    study = {"name": Path(out).name, "data_dir": None if data_dir is None else str(data_dir),
+             "cache_dir": None if cache_dir is None else str(cache_dir)}
+    writer.write_study(out, study, provenance(), contrasts=[])
 
 
 def _print_metrics(metrics: dict[str, dict[str, float]], title: str) -> None:
