@@ -62,6 +62,11 @@ def _user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _say(msg: str) -> None:
+    """Print a worker's progress line (the library logs it; this command shows it as it comes)."""
+    print(msg, flush=True)
+
+
 def _plan(spec: Path, storage: str | None, out: Path | None):
     """The study's plan; the spec is read first, so its errors come before torch and optuna are imported."""
     from medattn.study.spec import load_spec
@@ -91,7 +96,7 @@ def run(spec: Path = SPEC_ARG,
     from medattn.study.worker import run_local_workers
 
     validate_plan(plan)  # every dataset loads and every model builds before any training
-    engine = Engine(plan)
+    engine = Engine(plan, log=_say)
     engine.ensure_planned()
     n_runs = len(plan.units) * (plan.spec.tuning.trials + len(plan.seeds))
     console.print(f"study [bold]{plan.spec.name}[/bold]: {len(plan.datasets)} dataset(s) x {len(plan.models)} "
@@ -102,7 +107,7 @@ def run(spec: Path = SPEC_ARG,
                       f"--out {plan.out_dir}", highlight=False)
         return
     start = time.time()
-    codes = run_local_workers(spec, plan, workers, threads)
+    codes = run_local_workers(spec, plan, workers, threads, log=_say)
     console.print(status_table(plan, study_progress(plan, engine.storage)))
     bad = [(i, c) for i, c in enumerate(codes) if c not in (0, 1)]
     if bad:
@@ -140,7 +145,8 @@ def work(spec: Path = SPEC_ARG, storage: str | None = STORAGE_OPT, out: Path | N
         torch.set_num_threads(threads)
     if not skip_checks:
         validate_plan(plan)
-    result = run_worker(plan, name=name or f"{os.uname().nodename}-{os.getpid()}", max_runs=max_runs)
+    result = run_worker(plan, name=name or f"{os.uname().nodename}-{os.getpid()}", max_runs=max_runs,
+                        log=_say)
     raise typer.Exit(result.exit_code)
 
 

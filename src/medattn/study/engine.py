@@ -10,13 +10,15 @@ settled. Artifacts are written under `<output>/artifacts/...` and stored as path
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,19 @@ Log = Callable[[str], None]
 Attempt = tuple[TrialState, float | None, dict[str, Any]]  # how one trial ended: state, value, attrs
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def optuna_quiet() -> Iterator[None]:
+    """Silence Optuna's INFO lines ('A new study created', 'Using an existing study') while the engine opens a
+    study; the caller's Optuna verbosity is restored afterwards (nothing is changed at import)."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 def open_plan_storage(plan: Plan) -> BaseStorage:
@@ -65,7 +79,7 @@ class Engine:
         storage: an open Optuna storage (default: the plan's, with its heartbeat and retry settings).
         train_fn: ``train_run``-compatible function (default :func:`medattn.train.loop.train_run`; tests pass
             a fake).
-        log: where progress lines go (default: print).
+        log: where progress lines go (default: the `medattn.study.engine` logger at INFO; the CLI prints them).
         worker: this worker's name in trial attributes (default ``host:pid``).
     """
 
@@ -76,7 +90,7 @@ class Engine:
         if train_fn is None:
             from medattn.train.loop import train_run as train_fn
         self.train_fn = train_fn
-        self.log = log or (lambda msg: print(msg, flush=True))
+        self.log = log or logger.info
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.max_retries = plan.spec.workers.max_retries
         self._studies: dict[str, optuna.Study] = {}
@@ -97,8 +111,9 @@ class Engine:
     def study(self, name: str) -> optuna.Study:
         """The Optuna study of that name, created (maximising) if absent."""
         if name not in self._studies:
-            self._studies[name] = optuna.create_study(storage=self.storage, study_name=name,
-                                                      direction="maximize", load_if_exists=True)
+            with optuna_quiet():
+                self._studies[name] = optuna.create_study(storage=self.storage, study_name=name,
+                                                          direction="maximize", load_if_exists=True)
         return self._studies[name]
 
     def ensure_planned(self) -> None:
@@ -205,8 +220,9 @@ class Engine:
 
     def _run_tune(self, unit: Unit, frozen: FrozenTrial) -> None:
         spec, metric = self.plan.spec, self.plan.spec.selection_metric
-        study = optuna.load_study(study_name=unit.tune_study, storage=self.storage,
-                                  sampler=make_sampler(self.plan, frozen.number), pruner=make_pruner(self.plan))
+        with optuna_quiet():
+            study = optuna.load_study(study_name=unit.tune_study, storage=self.storage,
+                                      sampler=make_sampler(self.plan, frozen.number), pruner=make_pruner(self.plan))
         trial = optuna.Trial(study, frozen._trial_id)
         epochs = 0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 from medattn.errors import UserError
 from medattn.study.spec import StudySpec
+
+logger = logging.getLogger(__name__)
 
 
 def after_study(spec: StudySpec, out_dir: Path) -> list[Path]:
@@ -23,7 +25,7 @@ def after_study(spec: StudySpec, out_dir: Path) -> list[Path]:
         try:
             written += explain_study(out_dir, spec.explain, study=study).files
         except UserError as exc:  # the results stay; the report is still built, without explanations
-            print(f"explanations skipped: {exc}", file=sys.stderr)
+            logger.warning("explanations skipped: %s", exc)
     if spec.features is not None:
         from medattn.analysis.spec import run_feature_analysis
 

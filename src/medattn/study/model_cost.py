@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from medattn.data.imageset import ImageSet
 from medattn.train.config import ModelConfig
+
+logger = logging.getLogger(__name__)
 
 
 def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, float] | None:
@@ -19,6 +22,6 @@ def measure_model_cost(model_cfg: ModelConfig, data: ImageSet) -> dict[str, floa
     try:
         cost = measure_cost(**kwargs, **model_cfg.attention_kwargs)
     except Exception as exc:  # cost is informative only: never fail a run over it
-        print(f"warning: cost of {model_cfg.backbone}+{model_cfg.attention} not measured: {exc}", flush=True)
+        logger.warning("warning: cost of %s+%s not measured: %s", model_cfg.backbone, model_cfg.attention, exc)
         return None
     return {k: float(v) for k, v in cost.items() if isinstance(v, (int, float))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from medattn.study.plan import Plan
 from medattn.study.slots import slot_states
 from medattn.study.tuning import tuning_keys
 
+logger = logging.getLogger(__name__)
+
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 0, 1, 130
 
 
@@ -33,9 +36,12 @@ class WorkerResult:
 def run_worker(plan: Plan, storage: BaseStorage | None = None, train_fn: TrainFn | None = None,
                name: str | None = None, max_runs: int | None = None, log: Log | None = None) -> WorkerResult:
     """Claim and run planned trials until the study is complete (or `max_runs` were run); never redo one."""
-    prefix = f"[{name}] " if name else ""
-    log = log or (lambda msg: print(prefix + msg, flush=True))
-    engine = Engine(plan, storage, train_fn, log, worker=None if name is None else _worker_id(name))
+    prefix, emit = (f"[{name}] " if name else ""), (log or logger.info)
+
+    def say(msg: str) -> None:
+        emit(prefix + msg)
+
+    engine = Engine(plan, storage, train_fn, say, worker=None if name is None else _worker_id(name))
     engine.ensure_planned()
     start, runs = time.time(), 0
     stop = _install_sigterm()
@@ -49,13 +55,13 @@ def run_worker(plan: Plan, storage: BaseStorage | None = None, train_fn: TrainFn
             else:
                 time.sleep(plan.spec.workers.poll_interval)
     except KeyboardInterrupt:
-        log("stopped; an interrupted run is marked failed and will be run again by the next worker")
+        say("stopped; an interrupted run is marked failed and will be run again by the next worker")
         return WorkerResult(runs, time.time() - start, EXIT_INTERRUPTED)
     finally:
         stop()
     failed = failed_runs(plan, engine.storage)
     if failed:
-        log(f"{len(failed)} run(s) failed after {plan.spec.workers.max_retries} retries: {', '.join(failed[:5])}"
+        say(f"{len(failed)} run(s) failed after {plan.spec.workers.max_retries} retries: {', '.join(failed[:5])}"
             + (" ..." if len(failed) > 5 else ""))
     return WorkerResult(runs, time.time() - start, EXIT_FAILED_RUNS if failed else EXIT_OK)
 
@@ -109,7 +115,7 @@ def worker_command(spec_path: Path, plan: Plan, name: str, threads: int) -> list
 def run_local_workers(spec_path: Path, plan: Plan, workers: int, threads: int | None = None,
                       log: Log | None = None) -> list[int]:
     """Start `workers` worker subprocesses on this machine, wait for them, return their exit codes."""
-    log = log or (lambda msg: print(msg, flush=True))
+    log = log or logger.info
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = threads or max(1, cores // workers)  # C cores / N workers: no oversubscription
     gpus = _gpu_count()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +28,7 @@ from medattn.train.metrics import classification_metrics
 from medattn.train.progress import EpochProgress
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,16 +91,16 @@ def make_model(cfg: ModelConfig, data: ImageSet) -> nn.Module:
 
 
 def _execution(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, image_size: int) -> _Execution:
-    """Resolve precision and memory format for this run; print the notice when `auto` falls back to fp32."""
+    """Resolve precision and memory format for this run; log a warning when `auto` falls back to fp32."""
     precision = resolve_precision(train_cfg.precision, device, (model_cfg.backbone, model_cfg.attention))
     if "falls back" in precision.reason:
-        print(f"notice: training in fp32: {precision.reason}", file=sys.stderr, flush=True)
+        logger.warning("notice: training in fp32: %s", precision.reason)
     return _Execution(precision, use_channels_last(train_cfg.channels_last, device, image_size), device)
 
 
 def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, out_dir: Path | None,
               on_epoch: EpochCallback | None = None) -> RunResult:
-    """Train with early stopping on validation balanced accuracy, evaluate every non-train split, save artifacts.
+    """Train, keep the epoch with the best validation ``train_cfg.select_on``, evaluate every non-train split, save.
 
     Args:
         data: the dataset with its ``train`` and ``val`` splits (and any test splits to evaluate).
