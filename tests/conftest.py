@@ -57,6 +57,15 @@ def _one_torch_thread_for_model_tests(request):
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _torch_seeded_per_test():
+    """Every test starts from the same torch random state, whatever ran before it on its worker (pytest-randomly
+    reseeds only `random` and numpy): unseeded inputs do not make a test depend on the order of tests."""
+    import torch
+
+    torch.manual_seed(0)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files with slow tests first (stable order otherwise): under `make test` (`--dist loadfile
     --no-loadscope-reorder`) the workers take files in this order, so no long file starts last and runs alone."""

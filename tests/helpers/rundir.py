@@ -223,28 +223,39 @@ def trained_run(root: Path, corr: float = 0.95, n: int = 300, models=(("resnet18
     import torch
 
     from medattn.data.dataset_spec import load_dataset
-    from medattn.train.config import ModelConfig, TrainConfig
-    from medattn.train.loop import train_run
 
-    torch.set_num_threads(1)
     spec = DERM_SYNTH.format(n=n, corr=corr)
     data = load_dataset(spec)
     rows = []
-    for backbone, attention in models:
-        model = backbone if attention == "none" else f"{backbone}+{attention}"
-        for seed in seeds:
-            run = run_folder("synth", model, seed)
-            cfg = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, warmup_epochs=0, save_epochs=list(save_epochs),
-                              progress=False, device="cpu", augment={"enabled": False},
-                              precision="fp32")  # the thresholds of these tests were measured in fp32
-            result = train_run(data, ModelConfig(backbone=backbone, attention=attention, small_stem=False), cfg,
-                               seed, root / run)
-            identity = {"study": "t", "dataset": "synth", "dataset_spec": spec, "model": model,
-                        "backbone": backbone, "attention": attention, "is_baseline": attention == "none",
-                        "stage": "final", "seed": seed, "trial": 0, "status": "ok"}
-            rows += result_rows(identity, result.metrics, artifact_dir=run.as_posix())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: OpenMP threads only wait on each other
+    try:
+        for backbone, attention in models:
+            for seed in seeds:
+                rows += _trained(root, data, spec, backbone, attention, seed, epochs, save_epochs)
+    finally:
+        torch.set_num_threads(threads)
     write_results(root, rows)
     return root
+
+
+def _trained(root: Path, data, spec: str, backbone: str, attention: str, seed: int, epochs: int,
+             save_epochs) -> list[dict]:
+    """Train one model with one seed into its run folder (fp32, no augmentation); return its tidy rows."""
+    from medattn.train.config import ModelConfig, TrainConfig
+    from medattn.train.loop import train_run
+
+    model = backbone if attention == "none" else f"{backbone}+{attention}"
+    run = run_folder("synth", model, seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, warmup_epochs=0, save_epochs=list(save_epochs),
+                      progress=False, device="cpu", augment={"enabled": False},
+                      precision="fp32")  # the thresholds of these tests were measured in fp32
+    result = train_run(data, ModelConfig(backbone=backbone, attention=attention, small_stem=False), cfg, seed,
+                       root / run)
+    identity = {"study": "t", "dataset": "synth", "dataset_spec": spec, "model": model, "backbone": backbone,
+                "attention": attention, "is_baseline": attention == "none", "stage": "final", "seed": seed,
+                "trial": 0, "status": "ok"}
+    return result_rows(identity, result.metrics, artifact_dir=run.as_posix())
 
 
 # -- untrained checkpoints (explanations) --------------------------------------------------------------------
