@@ -37,7 +37,8 @@ def _lopsided() -> np.ndarray:
 def test_disc_is_symmetric_compact_and_its_diameter_is_2r():
     table = abcd_features(np.stack([_disc(20)]))
     assert table["asymmetry"][0] < 0.03
-    assert table["border_compactness"][0] == pytest.approx(1.0, abs=0.06)
+    # rasterised disc r = 20: 1245 pixels, Crofton perimeter 124.572 (skimage), compactness 0.9919
+    assert table["border_compactness"][0] == pytest.approx(0.9919, abs=0.001)
     assert table["diameter_px"][0] == pytest.approx(40, abs=1.5)
 
 
@@ -65,7 +66,7 @@ def test_shape_features_agree_with_skimage_regionprops():
         props = regionprops(m)[0]
         assert table["diameter_px"][i] == pytest.approx(props.feret_diameter_max, abs=1.5)
         ours = table["border_compactness"][i] * 4 * math.pi * props.area
-        assert math.sqrt(ours) == pytest.approx(props.perimeter_crofton, rel=0.05)
+        assert math.sqrt(ours) == pytest.approx(props.perimeter_crofton, rel=1e-6)  # measured: within 1e-7
 
 
 def test_colour_count_counts_the_reference_colours_present():
