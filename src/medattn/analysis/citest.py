@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS
+
 LN2 = float(np.log(2.0))
 MIN_EXPECTED, SMALL_EXPECTED, SMALL_SHARE = 1.0, 5.0, 0.2
 
@@ -150,8 +152,8 @@ def bootstrap_cmi(counts: np.ndarray, resamples: int, rng: np.random.Generator, 
     return float(low), float(high)
 
 
-def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *, permutations: int = 999,
-               bootstrap: int = 200, method: str = "auto", seed: int = 0) -> UsageTest:
+def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *, permutations: int = PERMUTATIONS,
+               bootstrap: int = CMI_BOOTSTRAP, method: str = "auto", seed: int = 0) -> UsageTest:
     """Test H0: prediction _||_ feature | label on integer codes (feature < 0 = missing, dropped and counted)."""
     prediction, feature, label = (np.asarray(a, dtype=np.int64) for a in (prediction, feature, label))
     missing = feature < 0

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medattn.errors import DataError
+from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS, PROBE_BOOTSTRAP
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -41,8 +42,9 @@ def features_command(
                                                                  "malignant-class probability in quartile bins "
                                                                  "(probability)."),
     correction: str = typer.Option("holm", "--correction", help="Across features: holm or bh (Benjamini-Hochberg)."),
-    permutations: int = typer.Option(999, "--permutations", min=19, help="Permutations when tables are sparse."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples of the CMI interval."),
+    permutations: int = typer.Option(PERMUTATIONS, "--permutations", min=19,
+                                     help="Permutations when tables are sparse."),
+    bootstrap: int = typer.Option(CMI_BOOTSTRAP, "--bootstrap", min=0, help="Bootstrap resamples of the CMI interval."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Level for the 'used' mark in the summary."),
 ) -> None:
     """Test which features each model's predictions use (H0: prediction independent of feature given label)."""
@@ -87,7 +89,7 @@ def probe_command(
     colour: str = typer.Option(None, "--colour", help="R,G,B (0-255) of the patch or ink; default derm-synth's."),
     removal: bool = typer.Option(True, "--removal/--no-removal", help="Also fill artefacts in where masks exist."),
     split: str = typer.Option("test", "--split", help="Split whose images are probed."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the CIs."),
+    bootstrap: int = typer.Option(PROBE_BOOTSTRAP, "--bootstrap", min=0, help="Bootstrap resamples for the CIs."),
 ) -> None:
     """Insert (or remove) artefacts in test images and report flip rate, probability and balanced-accuracy change."""
     from medattn.analysis.probes import PROBES_FILE, ProbeOptions, parse_artefacts, probe_table

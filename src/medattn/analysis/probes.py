@@ -9,9 +9,9 @@ right for the ruler), `scale` (size factor) or `colour` (RGB, patch and ink) are
 harmonic (diffusion) inpainting: masked pixels repeatedly take the mean of their 3 x 3 neighbours.
 
 Per model and probe: the prediction flip rate, the mean change of the positive-class probability and the
-balanced-accuracy change, each with a percentile bootstrap 95 % CI over images (1000 resamples, vectorised);
-as in Bissoto et al. ("(De)constructing bias on skin lesion datasets", CVPR-W 2019) and the shortcut tests of
-Geirhos et al. 2020, a model that ignores the artefact flips few predictions.
+balanced-accuracy change, each with a percentile bootstrap 95 % CI over images (`PROBE_BOOTSTRAP` resamples,
+vectorised); as in Bissoto et al. ("(De)constructing bias on skin lesion datasets", CVPR-W 2019) and the
+shortcut tests of Geirhos et al. 2020, a model that ignores the artefact flips few predictions.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from medattn.data import synthetic
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
 from medattn.rundir import layout
+from medattn.stats.resampling import PROBE_BOOTSTRAP
 
 ARTEFACTS = synthetic.ARTEFACTS
 POSITIVE_NAMES = ("malignant", "melanoma", "mel", "MEL")
@@ -46,7 +47,7 @@ class ProbeOptions:
     colour: tuple[int, int, int] | None = None
     removal: bool = True
     split: str = "test"
-    bootstrap: int = 1000
+    bootstrap: int = PROBE_BOOTSTRAP
     seed: int = 0
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from medattn.schema import Strict
+from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS
 
 
 class FeaturesSpec(Strict):
@@ -25,8 +26,8 @@ class FeaturesSpec(Strict):
     id_column: str | None = None
     correction: Literal["holm", "bh"] = "holm"
     probes: list[str] = Field(default_factory=list)
-    permutations: int = Field(999, ge=19)
-    bootstrap: int = Field(200, ge=0)
+    permutations: int = Field(PERMUTATIONS, ge=19)
+    bootstrap: int = Field(CMI_BOOTSTRAP, ge=0)
 
     @field_validator("probes")
     @classmethod

@@ -26,6 +26,7 @@ from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
 from medattn.rundir import layout
 from medattn.rundir.reader import RUN_KEYS, RunData, load_run
+from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS
 
 FEATURES_DIR = layout.FEATURES
 USAGE_FILE = layout.USAGE
@@ -42,8 +43,8 @@ class UsageOptions:
     features_file: str | None = None
     id_column: str | None = None
     correction: str = "holm"
-    permutations: int = 999
-    bootstrap: int = 200
+    permutations: int = PERMUTATIONS
+    bootstrap: int = CMI_BOOTSTRAP
     seed: int = 0
     prediction: str = "class"  # or "probability": P(positive class) in quartile bins
 

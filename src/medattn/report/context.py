@@ -19,6 +19,7 @@ import pandas as pd
 from medattn.errors import DataError, UserError
 from medattn.rundir.reader import RunData
 from medattn.stats import CrossDatasetResult, compare_across_datasets, compare_models, summarize
+from medattn.stats.resampling import COMPARISON_BOOTSTRAP
 from medattn.stats.seed_bootstrap import SeedBootstrap, seed_averaged_bootstrap
 
 DEFAULT_ROPE = 0.01
@@ -49,7 +50,7 @@ class ReportSettings:
     confidence: float = 0.95
     power: float = 0.8
     equiv_prob: float = 0.95
-    n_boot: int = 2000
+    n_boot: int = COMPARISON_BOOTSTRAP
     bootstrap_seed: int = 0
 
     @classmethod

@@ -2,81 +2,52 @@
 
 Test statistics come from scipy, statsmodels, scikit-posthocs and baycomp; this package is the glue
 that pairs runs by seed, orients differences, handles degenerate cases and phrases verdicts.
+
+Exports load on first use (`medattn.lazy`), so that importing one module of the package (e.g. the CLI's
+`medattn.stats.resampling` defaults) does not import scipy, statsmodels and baycomp.
 """
 
-from medattn.rundir.metrics import higher_is_better
-from medattn.rundir.table import validate_results
-from medattn.stats.bayes import posterior_parameters, rope_probabilities
-from medattn.stats.bootstrap import (
-    BootstrapResult,
-    bootstrap_indices,
-    paired_bootstrap,
-    stratified_bootstrap_indices,
-)
-from medattn.stats.compare import COMPARISON_COLUMNS, best_baselines, compare_models, comparison_pairs
-from medattn.stats.correction import holm
-from medattn.stats.paired import PairedResult, cohens_dz, hedges_correction, paired_difference, paired_t
-from medattn.stats.power import detectable_effect_size, minimum_detectable_difference
-from medattn.stats.ranking import (
-    CrossDatasetResult,
-    FriedmanResult,
-    average_ranks,
-    compare_across_datasets,
-    critical_difference,
-    friedman_test,
-    iman_davenport,
-    nemenyi_q,
-    nemenyi_test,
-    rank_table,
-    score_matrix,
-)
-from medattn.stats.summary import summarize
-from medattn.stats.verdict import (
-    VERDICT_LEGEND,
-    VERDICT_MARKS,
-    VERDICTS,
-    decide,
-    describe_comparison,
-    describe_comparisons,
-)
+from medattn.lazy import lazy_exports
 
-__all__ = [
-    "COMPARISON_COLUMNS",
-    "VERDICTS",
-    "VERDICT_LEGEND",
-    "VERDICT_MARKS",
-    "BootstrapResult",
-    "CrossDatasetResult",
-    "FriedmanResult",
-    "PairedResult",
-    "average_ranks",
-    "best_baselines",
-    "bootstrap_indices",
-    "cohens_dz",
-    "compare_across_datasets",
-    "compare_models",
-    "comparison_pairs",
-    "critical_difference",
-    "decide",
-    "describe_comparison",
-    "describe_comparisons",
-    "detectable_effect_size",
-    "friedman_test",
-    "hedges_correction",
-    "holm",
-    "iman_davenport",
-    "minimum_detectable_difference",
-    "nemenyi_q",
-    "nemenyi_test",
-    "paired_bootstrap",
-    "paired_difference",
-    "paired_t",
-    "posterior_parameters",
-    "rank_table",
-    "rope_probabilities",
-    "score_matrix",
-    "stratified_bootstrap_indices",
-    "summarize",
-    "higher_is_better",
-    "validate_results",
-]
+_HOMES = {
+    "COMPARISON_COLUMNS": "medattn.stats.compare",
+    "best_baselines": "medattn.stats.compare",
+    "compare_models": "medattn.stats.compare",
+    "comparison_pairs": "medattn.stats.compare",
+    "VERDICTS": "medattn.stats.verdict",
+    "VERDICT_LEGEND": "medattn.stats.verdict",
+    "VERDICT_MARKS": "medattn.stats.verdict",
+    "decide": "medattn.stats.verdict",
+    "describe_comparison": "medattn.stats.verdict",
+    "describe_comparisons": "medattn.stats.verdict",
+    "BootstrapResult": "medattn.stats.bootstrap",
+    "bootstrap_indices": "medattn.stats.bootstrap",
+    "paired_bootstrap": "medattn.stats.bootstrap",
+    "stratified_bootstrap_indices": "medattn.stats.bootstrap",
+    "CrossDatasetResult": "medattn.stats.ranking",
+    "FriedmanResult": "medattn.stats.ranking",
+    "average_ranks": "medattn.stats.ranking",
+    "compare_across_datasets": "medattn.stats.ranking",
+    "critical_difference": "medattn.stats.ranking",
+    "friedman_test": "medattn.stats.ranking",
+    "iman_davenport": "medattn.stats.ranking",
+    "nemenyi_q": "medattn.stats.ranking",
+    "nemenyi_test": "medattn.stats.ranking",
+    "rank_table": "medattn.stats.ranking",
+    "score_matrix": "medattn.stats.ranking",
+    "PairedResult": "medattn.stats.paired",
+    "cohens_dz": "medattn.stats.paired",
+    "hedges_correction": "medattn.stats.paired",
+    "paired_difference": "medattn.stats.paired",
+    "paired_t": "medattn.stats.paired",
+    "detectable_effect_size": "medattn.stats.power",
+    "minimum_detectable_difference": "medattn.stats.power",
+    "holm": "medattn.stats.correction",
+    "posterior_parameters": "medattn.stats.bayes",
+    "rope_probabilities": "medattn.stats.bayes",
+    "summarize": "medattn.stats.summary",
+    "higher_is_better": "medattn.rundir.metrics",
+    "validate_results": "medattn.rundir.table",
+}
+__all__ = list(_HOMES)
+__getattr__ = lazy_exports(__name__, _HOMES)

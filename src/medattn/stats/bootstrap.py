@@ -23,6 +23,7 @@ import pandas as pd
 
 from medattn.errors import DataError
 from medattn.stats.predictions import align_predictions
+from medattn.stats.resampling import COMPARISON_BOOTSTRAP
 
 _CHUNK_ELEMENTS = 4_000_000  # index entries per chunk (32 MB of int64), bounds memory for large test sets
 
@@ -91,7 +92,7 @@ def paired_bootstrap(
     preds_model: pd.DataFrame,
     preds_reference: pd.DataFrame,
     *,
-    n_boot: int = 2000,
+    n_boot: int = COMPARISON_BOOTSTRAP,
     confidence: float = 0.95,
     seed: int = 0,
     chunk_size: int | None = None,

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from medattn.stats.bootstrap import paired_bootstrap
+from medattn.stats.resampling import COMPARISON_BOOTSTRAP
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _common_index(model: pd.DataFrame, reference: pd.DataFrame) -> frozenset:
 def seed_averaged_bootstrap(
     pairs: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
     *,
-    n_boot: int = 2000,
+    n_boot: int = COMPARISON_BOOTSTRAP,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> SeedBootstrap | None:
