@@ -9,7 +9,7 @@ export MEDATTN_SHARED_DATA ?= $(SHARED_DATA)
 # Some images set this, which would make every new process compile its imports again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv sysdeps run test lint bench clean
+.PHONY: venv sysdeps run test lint docs bench clean
 
 # The Python packages and the Debian packages install side by side (both wait mostly on disk and network).
 venv:
@@ -35,14 +35,19 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link or anchor, and the
+# run-directory reference is generated from medattn.rundir (docs/hooks/rundir_reference.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # One pytest worker per core; a test file stays on one worker (its module fixtures are built once), and files
 # are handed out in collection order (tests/conftest.py puts the slow ones first).
 TEST_WORKERS ?= auto
-test: venv lint
+test: venv lint docs
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

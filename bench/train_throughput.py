@@ -11,7 +11,7 @@ a share of the GEMM peak of the precision it ran in. Also: inference images/s ag
     python bench/train_throughput.py [--quick] [--rounds 3] [--stems s1 s2 standard] [--out JSON]
 
 `--stems` also times ResNet-18 with each given stem at every size (fp32 and bf16 + channels_last): the cost
-column of the stem policy table (README "Stem policy").
+column of the stem policy table (docs/performance.md "Stem policy").
 """
 
 from __future__ import annotations

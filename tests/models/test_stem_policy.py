@@ -1,6 +1,6 @@
-"""The stem policy as the README states it ("Stem policy"): `s2` below 64 px, the standard stem from 64 px.
+"""The stem policy as docs/performance.md states it ("Stem policy"): `s2` below 64 px, the standard stem from 64 px.
 
-The expected stems are written out from the README's table, not read from `STEM_POLICY`, so a change of the
+The expected stems are written out from that table, not read from `STEM_POLICY`, so a change of the
 policy in the code alone fails here.
 """
 

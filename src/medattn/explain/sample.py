@@ -2,7 +2,7 @@
 
 Drawn from one split with a seed: the classes take turns (as equal a share per class as the split allows),
 the images within a class are a seeded permutation. The sample, with its images at model input size, its
-labels and masks, is stored once per dataset (`sample.npz`, see README "Explanation map store").
+labels and masks, is stored once per dataset (`sample.npz`, see docs/explanations.md, "Explanation map store").
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def draw_sample(data: ImageSet, split: str, n: int, seed: int) -> Sample:
 
 
 def write_sample(sample: Sample, path: Path) -> Path:
-    """Write the sample as sample.npz (format in README); returns the path."""
+    """Write the sample as sample.npz (format in docs/explanations.md); returns the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"ids": sample.ids.astype(str), "images": sample.images.numpy().astype(np.uint8),
               "labels": sample.labels.numpy().astype(np.int64), "split": np.array(sample.split),

@@ -10,7 +10,7 @@ MedMNIST v2 baselines) uses a stride-1 3x3 stem instead, at 16x the cost of the 
   EfficientNet's own stem is already this),
 - `standard`: the architecture's own stem (`small_stem: false` forces it).
 
-The default per size range (`STEM_POLICY`) follows bench/stem_policy.py (README "Stem policy": ResNet-18,
+The default per size range (`STEM_POLICY`) follows bench/stem_policy.py (docs/performance.md "Stem policy": ResNet-18,
 3 seeds, validation balanced accuracy and cost): below 64 px `s2`, from 64 px the standard stem. On
 PneumoniaMNIST-28 the three stems were within one seed spread of each other (s1 0.933, s2 0.943, standard
 0.945), so cost decides among the stems every backbone can build at that size: ConvNeXt's standard stem

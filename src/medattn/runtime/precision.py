@@ -25,7 +25,7 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the bf16 
 
 # Backbones and mechanisms measured slower or unstable under bf16 autocast: name -> measured reason. `auto`
 # falls back to fp32 for them with a notice; an explicit `bf16` is honoured. Filled from
-# bench/train_throughput.py (bf16 vs fp32 in the same run, see README "Precision").
+# bench/train_throughput.py (bf16 vs fp32 in the same run, see docs/performance.md).
 BF16_FALLBACK: dict[str, str] = {}
 
 
