@@ -9,7 +9,7 @@ export MEDATTN_SHARED_DATA ?= $(SHARED_DATA)
 # Some images set this, which would make every new process compile its imports again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv sysdeps run test lint docs bench clean
+.PHONY: venv sysdeps run test lint docs bench mutate clean
 
 # The Python packages and the Debian packages install side by side (both wait mostly on disk and network).
 venv:
@@ -48,6 +48,11 @@ test: venv lint docs
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
+
+# Mutation score per module (mutmut; not part of `make test`): `make mutate MODULES="stats/verdict.py"` for one.
+MODULES ?=
+mutate: $(STAMP)
+	nice -n 10 $(BIN)/python bench/mutation_score.py $(if $(MODULES),--modules $(MODULES))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache site
