@@ -7,7 +7,7 @@ import pandas as pd
 from helpers.rundir import PATH, planted_run
 
 from medattn.report.context import ReportContext, ReportSettings
-from medattn.report.model_sections import summary_table
+from medattn.report.sections.models import summary_table
 from medattn.rundir.reader import load_run
 
 # Planted as on Derm7pt: the separate timing (a loaded machine) gave ResNet-18 6.3 img/s and +CBAM 63, while the

@@ -14,7 +14,7 @@ from test_report_build import section, table_row
 
 from medattn.report import formatting as fmt
 from medattn.report.context import ReportSettings
-from medattn.report.overview import overview_sections
+from medattn.report.sections.overview import overview_sections
 from medattn.stats import compare_across_datasets
 
 

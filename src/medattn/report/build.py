@@ -23,7 +23,7 @@ from medattn.report.document import BulletList, Document, FigureBlock, Paragraph
 from medattn.report.html import render_html
 from medattn.report.layout import REPORT_SECTIONS, load_section_plugins
 from medattn.report.markdown import render_markdown
-from medattn.report.overview import study_name
+from medattn.report.sections.overview import study_name
 from medattn.rundir.reader import RunData, load_run
 
 MAX_NOTES = 40

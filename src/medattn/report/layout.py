@@ -2,8 +2,9 @@
 
 Top level: answer, one section per dataset, across datasets, methods. Inside each dataset's section:
 comparisons, models, accuracy vs cost, per-class recall and confusion matrices, training curves,
-out-of-distribution. Plugins add theirs with ``register`` (see :mod:`medattn.report.registry`) from a
-module in the package :mod:`medattn.report.sections`; :func:`load_section_plugins` imports every such module.
+out-of-distribution. The built-in builders live beside the plugins in :mod:`medattn.report.sections`; plugins
+add theirs with ``register`` (see :mod:`medattn.report.registry`) from a module there, and
+:func:`load_section_plugins` imports every module of that package.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from medattn.report.across import across_sections
-from medattn.report.comparisons import comparisons_section, ood_section
 from medattn.report.context import ReportContext
-from medattn.report.diagnostics import curves_section, per_class_section
 from medattn.report.document import Paragraph, Section
-from medattn.report.methods import methods_sections
-from medattn.report.model_sections import cost_section, models_section
-from medattn.report.overview import overview_sections
 from medattn.report.registry import DATASET_SECTIONS, REPORT_SECTIONS
+from medattn.report.sections.across import across_sections
+from medattn.report.sections.comparisons import comparisons_section, ood_section
+from medattn.report.sections.diagnostics import curves_section, per_class_section
+from medattn.report.sections.methods import methods_sections
+from medattn.report.sections.models import cost_section, models_section
+from medattn.report.sections.overview import overview_sections
 
 __all__ = ["DATASET_SECTIONS", "REPORT_SECTIONS", "dataset_sections", "load_section_plugins", "register_defaults"]
 

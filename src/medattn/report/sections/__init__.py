@@ -1,8 +1,10 @@
-"""Report section plugins: every module in this package is imported before a report is built.
+"""Report sections: the built-in ones and the plugins, side by side; every module here is imported before a
+report is built.
 
-A module here registers its builders at import time through :mod:`medattn.report.registry`; nothing else
-needs editing. The built-in sections are registered first (:mod:`medattn.report.layout`), so a plugin can
-place itself relative to them::
+Built-in sections (``overview``, ``comparisons``, ``models``, ``diagnostics``, ``across``, ``methods``) define
+builders that :mod:`medattn.report.layout` registers first, in the report's order. A plugin module registers its
+own builders at import time through :mod:`medattn.report.registry`; nothing else needs editing, and it can
+place itself relative to the built-in anchors::
 
     # src/medattn/report/sections/explanations.py
     from medattn.report.registry import DATASET_SECTIONS
