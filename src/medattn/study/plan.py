@@ -20,6 +20,7 @@ JOURNAL_FILE = "study.journal"
 ARTIFACT_DIR = "artifacts"
 # TrainConfig fields that do not change what a run computes (excluded from the plan fingerprint).
 _COSMETIC_TRAIN = {"device", "progress", "eval_batch_size"}
+_FINGERPRINTED_ELSEWHERE = {"select_on"}  # the spec's selection_metric, fingerprinted under its own name
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ class Plan:
         return self.out_dir
 
     def train_config(self, model: ModelVariant) -> TrainConfig:
-        """The TrainConfig a model's runs start from: the study's, with the model's `train:` overrides."""
-        return model.train or self.spec.train
+        """The TrainConfig a model's runs start from: the study's, with the model's `train:` overrides, keeping the
+        epoch with the best validation `selection_metric`."""
+        return (model.train or self.spec.train).model_copy(update={"select_on": self.spec.selection_metric})
 
     def unit(self, dataset: str, model: str) -> Unit:
         """The unit for a dataset and model name."""
@@ -229,7 +231,7 @@ def fingerprint(plan: Plan, unit: Unit) -> str:
     """Canonical JSON of everything that determines a unit's runs (the seed list excepted)."""
     spec = plan.spec
     train = {k: v for k, v in plan.train_config(unit.model).model_dump(mode="json").items()
-             if k not in _COSMETIC_TRAIN}
+             if k not in _COSMETIC_TRAIN | _FINGERPRINTED_ELSEWHERE}
     tuning = spec.tuning.model_dump(mode="json")
     return json.dumps({"dataset": unit.dataset.spec, "model": unit.model.config.model_dump(mode="json"),
                        "train": train, "tuning": tuning, "selection_metric": spec.selection_metric},
