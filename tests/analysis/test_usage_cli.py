@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers.rundir import trained_run
+from statsmodels.stats.multitest import multipletests
 
 MEDATTN = Path(sys.executable).parent / "medattn"
 
@@ -44,6 +45,9 @@ def test_features_writes_the_usage_table_for_final_and_saved_epochs(run_dir, fea
     assert "same" not in set(table["feature"])
     assert table["source"].notna().all() and (table["correction"] == "holm").all()
     assert (table["p_adjusted"] >= table["pvalue"] - 1e-12).all()
+    for _, family in table.groupby(["dataset", "model", "seed", "epoch"]):  # Holm across one run x epoch's features
+        holm = multipletests(family["pvalue"], method="holm")[1]
+        assert family["p_adjusted"].to_numpy() == pytest.approx(holm, rel=1e-5)  # usage.csv keeps 6 digits
     assert (table["n"] == 45).all()  # the 15 % test split of 300 images
 
 
