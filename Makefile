@@ -49,10 +49,11 @@ test: venv lint docs
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
 
-# Mutation score per module (mutmut; not part of `make test`): `make mutate MODULES="stats/verdict.py"` for one.
+# Mutation score per module (mutmut; not part of `make test`): `make mutate MODULES="stats/verdict.py"` for one,
+# BEFORE=old.json to print old -> new scores (bench/mutation_score.py writes bench/results/mutation_score.json).
 MODULES ?=
 mutate: $(STAMP)
-	nice -n 10 $(BIN)/python bench/mutation_score.py $(if $(MODULES),--modules $(MODULES))
+	nice -n 10 $(BIN)/python bench/mutation_score.py $(if $(MODULES),--modules $(MODULES)) $(if $(BEFORE),--before $(BEFORE))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache site
