@@ -48,22 +48,39 @@ def test_a_copied_run_explains_its_own_runs_not_the_originals(tmp_path, absolute
         assert (ref.path / "model.safetensors").read_bytes() == b"weights of " + ref.model.encode()
 
 
-def test_two_plain_stems_and_a_variant_compare_with_the_planned_reference():
-    """resnet18 at two stems + resnet18+cbam plans fine (reference: the standard-stem resnet18); stats used to
-    refuse it ("backbone 'resnet18' has several plain models") after everything had trained."""
-    from medattn.stats.compare import comparison_pairs
-
+def _two_stems() -> pd.DataFrame:
+    """resnet18 at two stems + resnet18+cbam, as `medattn study results` writes it: the plan's reference column
+    names the standard-stem resnet18 (same backbone and stem) for the variant; +2 pp planted for the variant."""
     rows = []
     plan = {"resnet18": ("none", None), "resnet18-s1": ("none", None), "resnet18+cbam": ("cbam", "resnet18")}
     for model, (attention, reference) in plan.items():
         for seed in range(3):
             for split in ("val", "test"):
                 rows.append({"dataset": "toy", "model": model, "backbone": "resnet18", "attention": attention,
-                             "is_baseline": False, "reference": reference, "seed": seed, "split": split,
-                             "metric": "balanced_accuracy", "value": 0.7 + 0.01 * seed})
-    pairs = comparison_pairs(pd.DataFrame(rows))
+                             "is_baseline": False, "reference": reference, "stage": "final", "seed": seed,
+                             "split": split, "metric": "balanced_accuracy",
+                             "value": 0.7 + 0.01 * seed + (0.02 if attention == "cbam" else 0.0)})
+    return pd.DataFrame(rows)
+
+
+def test_two_plain_stems_and_a_variant_compare_with_the_planned_reference():
+    """Such a spec plans fine; stats used to refuse it ("backbone 'resnet18' has several plain models")."""
+    from medattn.stats.compare import comparison_pairs
+
+    pairs = comparison_pairs(_two_stems())
     assert pairs[["model", "reference", "kind"]].values.tolist() == [["resnet18+cbam", "resnet18",
                                                                       "attention_vs_plain"]]
+
+
+def test_a_two_stem_study_gets_its_report(tmp_path):
+    """... and the report was refused after everything had trained; now it compares the planned pair."""
+    from medattn.report import build_report
+
+    _two_stems().to_csv(tmp_path / "results.csv", index=False)
+    build_report(tmp_path)
+    comparisons = pd.read_csv(tmp_path / "report" / "comparisons.csv")
+    assert set(zip(comparisons["model"], comparisons["reference"], strict=True)) == {("resnet18+cbam", "resnet18")}
+    assert comparisons["mean_diff"].round(6).eq(0.02).all()
 
 
 def test_old_absolute_paths_migrate_on_read(tmp_path):

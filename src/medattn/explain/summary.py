@@ -42,7 +42,8 @@ def seed_table(scores: pd.DataFrame, roles: pd.DataFrame, method_of: dict[str, s
     sub = scores[scores["metric"].isin(COMPARED) & (scores["target"] == "predicted")]
     sub = sub[[method_of.get(m) == meth for m, meth in zip(sub["model"], sub["method"], strict=True)]]
     table = sub.groupby(["dataset", "model", "seed", "metric"], as_index=False)["value"].mean()
-    table = table.merge(roles[["model", "backbone", "attention", "is_baseline"]], on="model", how="left")
+    planned = ["reference"] if "reference" in roles.columns else []  # the study's contrast plan, when recorded
+    table = table.merge(roles[["model", "backbone", "attention", "is_baseline", *planned]], on="model", how="left")
     table["split"] = SPLIT
     return table
 

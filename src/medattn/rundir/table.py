@@ -16,6 +16,8 @@ from medattn.errors import DataError
 from medattn.rundir.columns import REQUIRED_COLUMNS, model_role
 
 ROLE_COLUMNS: tuple[str, ...] = ("backbone", "attention", "is_baseline")
+ATTENTION_VS_PLAIN = "attention_vs_plain"  # a contrast the study plans: a variant vs its plain model
+VS_BEST_BASELINE = "vs_best_baseline"  # a contrast chosen at analysis time: a model vs the dataset's best baseline
 
 
 def _check_finite(results: pd.DataFrame, keys: list[str]) -> None:

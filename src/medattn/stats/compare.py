@@ -39,7 +39,13 @@ import pandas as pd
 
 from medattn.errors import DataError
 from medattn.rundir.metrics import METRIC_NAMES, higher_is_better
-from medattn.rundir.table import model_roles, plain_references, validate_results
+from medattn.rundir.table import (  # noqa: F401  (the kinds are part of this module's API)
+    ATTENTION_VS_PLAIN,
+    VS_BEST_BASELINE,
+    model_roles,
+    plain_references,
+    validate_results,
+)
 from medattn.stats.bayes import rope_probabilities_many
 from medattn.stats.correction import holm_grouped
 from medattn.stats.paired import cohens_dz, hedges_correction, paired_t, signed_rank_many, wilcoxon_signed_rank
@@ -48,8 +54,6 @@ from medattn.stats.tidy import seed_table
 from medattn.stats.verdict import decide
 
 _EXACT_WILCOXON_ROWS_MAX_N = 13  # sign-flip enumeration (2^n per row) up to here, scipy per row above
-ATTENTION_VS_PLAIN = "attention_vs_plain"
-VS_BEST_BASELINE = "vs_best_baseline"
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "dataset",
     "split",

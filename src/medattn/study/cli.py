@@ -88,10 +88,12 @@ def run(spec: Path = SPEC_ARG,
                                            help="CPU threads per worker; default: cores / workers.")) -> None:
     """Plan the study, run it with local workers, write OUT/results.csv. Re-running resumes."""
     plan = _plan(spec, storage, out)
+    from medattn.rundir.layout import RESULTS_CSV
+    from medattn.rundir.writer import write_results
     from medattn.study.engine import Engine
     from medattn.study.hooks import after_study
     from medattn.study.plan import validate_plan
-    from medattn.study.results import collect_results, write_results
+    from medattn.study.results import collect_results
     from medattn.study.status import status_table, study_progress
     from medattn.study.worker import run_local_workers
 
@@ -114,7 +116,7 @@ def run(spec: Path = SPEC_ARG,
         err_console.print("worker(s) " + ", ".join(f"w{i} exited with {c}" for i, c in bad)
                           + "; run the same command again to resume (finished runs are kept)")
         raise typer.Exit(1)
-    path = write_results(collect_results(plan, engine.storage), plan.out_dir / "results.csv")
+    path = write_results(collect_results(plan, engine.storage), plan.out_dir / RESULTS_CSV)
     extra = after_study(plan.spec, plan.out_dir)
     console.print(f"done in {time.time() - start:.0f}s. Results: {path}", highlight=False)
     for p in extra:
@@ -187,8 +189,9 @@ def results(spec: Path = SPEC_ARG, storage: str | None = STORAGE_OPT, out: Path 
     """Write the tidy results table: one row per run x split x metric."""
     plan = _plan(spec, storage, out)
     _require_existing(plan)
+    from medattn.rundir.writer import write_results
     from medattn.study.engine import open_plan_storage
-    from medattn.study.results import collect_results, write_results
+    from medattn.study.results import collect_results
 
     frame = collect_results(plan, open_plan_storage(plan), stage.value, artifacts)
     path = write_results(frame, output or plan.out_dir / f"results.{fmt.value}", fmt.value)

@@ -31,10 +31,11 @@ from optuna.trial import FrozenTrial, TrialState
 from medattn.data.dataset_spec import load_dataset
 from medattn.data.imageset import ImageSet
 from medattn.errors import SpecError, TrainingFailed
+from medattn.rundir import layout
 from medattn.study.jsonattrs import differences, jsonable
 from medattn.study.model_cost import measure_model_cost
 from medattn.study.params import apply_params
-from medattn.study.plan import ARTIFACT_DIR, Plan, Unit, spec_load_context
+from medattn.study.plan import Plan, Unit, spec_load_context
 from medattn.study.slots import INTERRUPTED_ATTR, SEED_ATTR, SLOT_ATTR, claim, mark_failed, slot_states, top_up
 from medattn.study.storage import Heartbeat, open_storage
 from medattn.study.tuning import make_pruner, make_sampler, suggest, tuning_keys
@@ -257,7 +258,7 @@ class Engine:
         seed = int(frozen.user_attrs[SEED_ATTR])
         label = f"{unit.key} seed {seed}"
         params, tuned_from = self.best_params(unit)
-        rel = Path(ARTIFACT_DIR) / unit.dataset.name / unit.model.name / f"seed{seed}-trial{frozen.number}"
+        rel = Path(layout.run_folder(unit.dataset.name, unit.model.name, seed, frozen.number))
         out_dir = self.plan.artifact_root / rel
 
         def run() -> Attempt:

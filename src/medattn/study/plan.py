@@ -12,12 +12,11 @@ from typing import Any
 from medattn.data.dataset_spec import LoadContext, load_dataset, parse_spec
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError, ModelError
+from medattn.rundir import layout
 from medattn.study.spec import StudySpec, with_train_overrides
 from medattn.study.yamlmarks import PathKey
 from medattn.train.config import ModelConfig, TrainConfig
 
-JOURNAL_FILE = "study.journal"
-ARTIFACT_DIR = "artifacts"
 # TrainConfig fields that do not change what a run computes (excluded from the plan fingerprint).
 _COSMETIC_TRAIN = {"device", "progress", "eval_batch_size"}
 _FINGERPRINTED_ELSEWHERE = {"select_on"}  # the spec's selection_metric, fingerprinted under its own name
@@ -112,7 +111,7 @@ def make_plan(spec: StudySpec, out_dir: str | Path | None = None, storage: str |
 def resolve_storage(storage: str | None, out_dir: Path) -> str:
     """Storage URL: an SQLAlchemy URL as given (env vars expanded), else `journal:PATH` (default in out_dir)."""
     if storage is None:
-        return f"journal:{out_dir / JOURNAL_FILE}"
+        return f"journal:{out_dir / layout.JOURNAL}"
     storage = os.path.expandvars(storage)
     if "://" in storage:
         return storage

@@ -10,7 +10,6 @@ import pandas as pd
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from medattn.errors import SpecError
 from medattn.rundir.columns import COST_COLUMNS, ID_COLUMNS, RUN_COLUMNS, hp_column
 from medattn.study.engine import COST_ATTR
 from medattn.study.plan import Plan, Unit
@@ -41,19 +40,6 @@ def collect_results(plan: Plan, storage: BaseStorage, stage: Stage = "final",
     for col in ("seed", "trial", "best_epoch", "epochs_run"):
         frame[col] = frame[col].astype("Int64")
     return frame
-
-
-def write_results(frame: pd.DataFrame, path: str | Path, fmt: Literal["csv", "parquet"] = "csv") -> Path:
-    """Write the table as CSV or Parquet; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    elif fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        raise SpecError(f"results format '{fmt}' is not supported; use csv or parquet")
-    return path
 
 
 def _trials(storage: BaseStorage, study_name: str) -> tuple[list[FrozenTrial], dict[str, Any]]:

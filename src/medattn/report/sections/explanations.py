@@ -23,6 +23,7 @@ from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, FigureBlock, Paragraph, Section, Table
 from medattn.report.formatting import NA
 from medattn.report.layout import DATASET_SECTIONS  # the built-in sections are registered first
+from medattn.rundir.table import ATTENTION_VS_PLAIN, model_roles
 
 METRIC_COLUMNS = {"energy": "energy in lesion", "pointing": "pointing", "iou": "top-k IoU",
                   "artefact_energy": "energy on artefacts", "deletion_auc": "deletion AUC ↓",
@@ -171,15 +172,14 @@ def explanations_section(ctx: ReportContext, dataset: str) -> Section | None:
                                 "classified image per class where there are; cyan: lesion mask; one colour scale."))
     if not summary.empty:
         section.add(metric_table(summary, models))
-    roles = ctx.results[ctx.results["dataset"] == dataset].groupby("model", as_index=False)[
-        ["backbone", "attention", "is_baseline"]].first()
+    roles = model_roles(ctx.results[ctx.results["dataset"] == dataset]).reset_index()
     sentences = []
     for method in ("gradcam", "attention"):
         table = compare_explanations(scores, roles, method, alpha=ctx.settings.alpha, rope=ctx.settings.rope)
         if not table.empty:
             from medattn.stats import describe_comparisons
 
-            sentences += describe_comparisons(table[table["kind"] == "attention_vs_plain"])
+            sentences += describe_comparisons(table[table["kind"] == ATTENTION_VS_PLAIN])
     if sentences:
         section.add(Paragraph("Attention variants vs their plain backbone (per-seed means over images, paired by "
                               "seed, Holm within each metric):"), BulletList(tuple(sentences)))

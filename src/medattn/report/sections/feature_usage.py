@@ -18,6 +18,8 @@ from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
 from medattn.report.registry import DATASET_SECTIONS
+from medattn.rundir import layout
+from medattn.rundir.table import model_roles, plain_references
 from medattn.stats.correction import holm
 from medattn.stats.paired import paired_t
 
@@ -27,13 +29,13 @@ MAX_CURVE_FEATURES = 6
 
 def _read(ctx: ReportContext, name: str) -> pd.DataFrame | None:
     """A table of RUN_DIR/features/ (None when absent)."""
-    path = ctx.run.run_dir / "features" / name
+    path = ctx.run.run_dir / layout.FEATURES / name
     return pd.read_csv(path) if path.is_file() else None
 
 
 def feature_usage_section(ctx: ReportContext, dataset: str) -> Section | None:
     """The 'Feature usage' subsection of one dataset (None when `medattn features` has not run)."""
-    usage = _read(ctx, "usage.csv")
+    usage = _read(ctx, layout.USAGE)
     if usage is None or dataset not in set(usage["dataset"]):
         return None
     usage = usage[usage["dataset"] == dataset].copy()
@@ -54,7 +56,7 @@ def feature_usage_section(ctx: ReportContext, dataset: str) -> Section | None:
     if epochs:
         section.add(FigureBlock(f"feature-usage-curves-{dataset}", _curves(usage),
                                 "CMI (bits) vs saved epoch, mean over seeds (most used features)"))
-    paired = _attention_vs_plain(final)
+    paired = _attention_vs_plain(final, plain_references(model_roles(ctx.results[ctx.results["dataset"] == dataset])))
     if paired is not None:
         section.add(Paragraph("Does attention change which features are used? Per attention variant, the CMI "
                               "difference to its plain backbone, paired by seed (paired t-test, Holm across "
@@ -117,12 +119,12 @@ def _curves(usage: pd.DataFrame) -> Figure:
     return fig
 
 
-def _attention_vs_plain(table: pd.DataFrame) -> Table | None:
-    """Per attention model and feature: mean paired CMI difference to its plain backbone, paired t-test p (Holm)."""
-    plain = table[table["attention"] == "none"]
+def _attention_vs_plain(table: pd.DataFrame, plain_of: dict[str, str]) -> Table | None:
+    """Per attention model and feature: mean paired CMI difference to its planned plain model (``plain_of``),
+    paired t-test p (Holm)."""
     rows = []
-    for model, part in table[table["attention"] != "none"].groupby("model", sort=False):
-        base = plain[plain["backbone"] == part["backbone"].iloc[0]]
+    for model, part in table[table["model"].isin(list(plain_of))].groupby("model", sort=False):
+        base = table[table["model"] == plain_of[model]]
         if base.empty:
             continue
         pairs = part.merge(base, on=["feature", "seed"], suffixes=("", "_plain"))
@@ -163,7 +165,7 @@ def _abcd_blocks(abcd: pd.DataFrame, dataset: str) -> list:
 
 def shortcut_probe_section(ctx: ReportContext, dataset: str) -> Section | None:
     """The 'Shortcut probes' subsection of one dataset (None when `medattn probe` has not run)."""
-    probes = _read(ctx, "probes.csv")
+    probes = _read(ctx, layout.PROBES)
     if probes is None or probes.empty or dataset not in set(probes["dataset"]):
         return None
     probes = probes[probes["dataset"] == dataset]
