@@ -84,6 +84,7 @@ def analyze(
     out: Path = typer.Option(None, help="Output folder (default: RUN_DIR/survey, where `medattn report` reads it)."),
 ) -> None:
     """Export the de-blinded answers and print preference, relevance-score and agreement statistics."""
+    from medattn.rundir import layout
     from medattn.stats.rounding import format_p
     from medattn.survey.analyze import analyze_answers
     from medattn.survey.export import answers_frame
@@ -93,9 +94,9 @@ def analyze(
     engine = make_engine(db)
     with session_factory(engine)() as session:
         meta, answers = read_meta(session), answers_frame(session)
-    out = out or Path(meta["run_dir"]) / "survey"
+    out = out or Path(meta["run_dir"]) / layout.SURVEY
     out.mkdir(parents=True, exist_ok=True)
-    answers.to_csv(out / "answers.csv", index=False)
+    answers.to_csv(out / layout.SURVEY_ANSWERS, index=False)
     result = analyze_answers(answers, source=str(db))
     write_analysis(result, out)
     console.print(f"{result.n_raters} raters, {result.n_items} images, {result.n_answers} answers; tables in {out}/")

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from medattn.rundir import layout
 from medattn.survey.blinding import MAX_ARMS
 from medattn.survey.render import image_rgb, legend, overlay, png_bytes
 from medattn.survey.security import hash_token, new_token
-from medattn.survey.source import read_run_maps, read_runs, read_sample
+from medattn.survey.source import read_run_maps, read_runs, read_sample, sample_path
 from medattn.survey.store import (
     Arm,
     Item,
@@ -125,7 +126,7 @@ def plan_survey(run_dir: Path, methods: list[str], n_items: int, *, models: list
 
 def _class_names(run_dir: Path, runs_dir: str) -> list[str]:
     """Return the class names in a run's model.json (empty when absent)."""
-    path = run_dir / runs_dir / "model.json"
+    path = run_dir / runs_dir / layout.SIDECAR
     try:
         return list(json.loads(path.read_text())["data"]["class_names"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -163,11 +164,12 @@ def create_survey(run_dir: Path, out: str | Path, methods: list[str], n_items: i
         raise SurveyError(f"{images_dir}: images folder exists and is not empty; choose a new --out or --images")
     create_schema(engine)
     images_dir.mkdir(parents=True, exist_ok=True)
-    sample = read_sample(run_dir)
+    sample = read_sample(run_dir, plan.dataset)
     position = {str(i): k for k, i in enumerate(sample.ids)}
     missing = sorted(set(plan.items["image_id"]) - set(position))
     if missing:
-        raise SurveyError(f"{run_dir}/explanations/sample.npz: no image for id(s) {missing[:5]} named in index.csv")
+        raise SurveyError(f"{sample_path(run_dir, plan.dataset)}: no image for id(s) {missing[:5]} named in the "
+                          "runs' map index")
     admin_token = new_token()
     with Session(writer(engine)) as session, session.begin():
         arm_rows = [Arm(dataset=plan.dataset, **row) for row in plan.arms.to_dict("records")]

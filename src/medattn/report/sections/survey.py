@@ -17,9 +17,10 @@ from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
 from medattn.report.registry import REPORT_SECTIONS
+from medattn.rundir import layout
 from medattn.survey.analyze import SurveyAnalysis, analyze_answers
 
-ANSWERS = ("survey", "answers.csv")
+ANSWERS = (layout.SURVEY, layout.SURVEY_ANSWERS)
 
 
 def _num(value: float, digits: int = 2) -> str:
