@@ -102,6 +102,11 @@ def predictions_name(split: str) -> str:
     return f"predictions_{split}.csv"
 
 
+def predictions_key(split: str) -> str:
+    """Return the key of a run's predictions on ``split`` among metrics.json's (and the study's) artifacts."""
+    return f"predictions_{split}"
+
+
 def epoch_checkpoint_name(epoch: int) -> str:
     """Return the file name of the weights saved at ``epoch``."""
     return f"epoch_{int(epoch):03d}.safetensors"

@@ -10,6 +10,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from medattn.rundir import layout
 from medattn.rundir.columns import COST_COLUMNS, ID_COLUMNS, RUN_COLUMNS, hp_column
 from medattn.study.engine import COST_ATTR
 from medattn.study.plan import Plan, Unit
@@ -89,7 +90,7 @@ def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str
         for split, values in metrics.items():
             for metric, value in values.items():
                 rows.append({**run, "split": split, "metric": metric, "value": value,
-                             "predictions": _stored(artifacts.get(f"predictions_{split}"), root)})
+                             "predictions": _stored(artifacts.get(layout.predictions_key(split)), root)})
     return rows
 
 

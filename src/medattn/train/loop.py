@@ -295,7 +295,7 @@ def _write_artifacts(out_dir: Path, result: RunResult, predictions: dict[str, pd
     result.artifacts["checkpoint"] = str(save_checkpoint(state, out_dir / layout.CHECKPOINT, sidecar))
     result.artifacts["config"] = str(out_dir / layout.SIDECAR)
     for split, table in predictions.items():
-        result.artifacts[f"predictions_{split}"] = str(writer.write_predictions(out_dir, split, table))
+        result.artifacts[layout.predictions_key(split)] = str(writer.write_predictions(out_dir, split, table))
     result.artifacts["metrics"] = str(out_dir / layout.METRICS_JSON)
     stored = {k: relative_path(v, out_dir) for k, v in result.artifacts.items()}
     writer.write_metrics(out_dir, asdict(replace(result, artifacts=stored)))

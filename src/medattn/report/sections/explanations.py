@@ -23,6 +23,7 @@ from medattn.report.context import ReportContext
 from medattn.report.document import BulletList, FigureBlock, Paragraph, Section, Table
 from medattn.report.formatting import NA
 from medattn.report.layout import DATASET_SECTIONS  # the built-in sections are registered first
+from medattn.rundir.reader import migrate_path
 from medattn.rundir.table import ATTENTION_VS_PLAIN, model_roles
 
 METRIC_COLUMNS = {"energy": "energy in lesion", "pointing": "pointing", "iou": "top-k IoU",
@@ -41,7 +42,8 @@ def _load(run_dir: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, Path
     scores = store.read_scores(run_dir)
     if runs.empty or scores is None:
         return None
-    sample = run_dir / runs["sample"].iloc[0] if "sample" in runs.columns else store.study_dir(run_dir) / "sample.npz"
+    sample = (migrate_path(runs["sample"].iloc[0], run_dir) if "sample" in runs.columns
+              else store.study_dir(run_dir) / store.SAMPLE_FILE)
     return runs, scores[scores["dataset"] == dataset], sample
 
 
@@ -85,7 +87,7 @@ def _first_maps(run_dir: Path, runs: pd.DataFrame, model: str) -> tuple[np.ndarr
     rows = runs[runs["model"] == model].sort_values("seed")
     if rows.empty:
         return None
-    return store.read_maps(run_dir / rows["maps"].iloc[0])
+    return store.read_maps(migrate_path(rows["maps"].iloc[0], run_dir))
 
 
 def gallery_images(index: pd.DataFrame, labels: np.ndarray, ids: np.ndarray) -> list[int]:
