@@ -24,6 +24,7 @@ from medattn.report.html import render_html
 from medattn.report.layout import REPORT_SECTIONS, load_section_plugins
 from medattn.report.markdown import render_markdown
 from medattn.report.sections.overview import study_name
+from medattn.rundir import layout
 from medattn.rundir.reader import RunData, load_run
 
 MAX_NOTES = 40
@@ -93,9 +94,9 @@ def write_document(document: Document, out_dir: Path) -> tuple[Path, Path, tuple
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(figure.png())
         paths.append(path)
-    markdown = out_dir / "report.md"
+    markdown = out_dir / layout.REPORT_MD
     markdown.write_text(render_markdown(document), encoding="utf-8")
-    html = out_dir / "report.html"
+    html = out_dir / layout.REPORT_HTML
     html.write_text(render_html(document), encoding="utf-8")
     return markdown, html, tuple(paths)
 
@@ -106,9 +107,9 @@ def _write_tables(ctx: ReportContext, out_dir: Path) -> tuple[Path, Path]:
     tables = [ctx.comparisons(s) for s in splits]
     tables = [t for t in tables if not t.empty]
     comparisons = pd.concat(tables, ignore_index=True) if tables else ctx.comparisons()
-    comparisons_path = out_dir / "comparisons.csv"
+    comparisons_path = out_dir / layout.COMPARISONS
     comparisons.to_csv(comparisons_path, index=False)
-    summary_path = out_dir / "summary.csv"
+    summary_path = out_dir / layout.SUMMARY
     ctx.summary.to_csv(summary_path, index=False)
     return comparisons_path, summary_path
 
@@ -124,7 +125,7 @@ def build_report(run_dir: Path, out: Path | None = None, rope: float | None = No
     if study is not None:
         run.study = dict(study)
     ctx = ReportContext(run=run, settings=ReportSettings.from_study(run.study, rope))
-    out_dir = Path(out) if out is not None else run.run_dir / "report"
+    out_dir = Path(out) if out is not None else run.run_dir / layout.REPORT
     document = build_document(ctx)
     markdown, html, figures = write_document(document, out_dir)
     comparisons, summary = _write_tables(ctx, out_dir)

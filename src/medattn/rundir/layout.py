@@ -43,6 +43,9 @@ USAGE = "usage.csv"
 PROBES = "probes.csv"
 SURVEY = "survey"
 SURVEY_ANSWERS = "answers.csv"
+REPORT = "report"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
 COMPARISONS = "comparisons.csv"
 SUMMARY = "summary.csv"
 
@@ -87,8 +90,14 @@ LAYOUT: tuple[RunPath, ...] = (
     RunPath("probes", f"{FEATURES}/{PROBES}", "file", "probe", "shortcut probe effects per run x artefact"),
     RunPath("survey_answers", f"{SURVEY}/{SURVEY_ANSWERS}", "file", "survey export",
             "the clinician survey's answers, read by the report"),
-    RunPath("comparisons", COMPARISONS, "file", "report", "every comparison's statistics (report output)"),
-    RunPath("summary", SUMMARY, "file", "report", "per model and metric: mean, sd, seeds (report output)"),
+    RunPath("report", REPORT, "folder", "report", "the report (report.md, report.html, figures/) and its tables"),
+    RunPath("report_md", f"{REPORT}/{REPORT_MD}", "file", "report", "the report as Markdown, figures in figures/"),
+    RunPath("report_html", f"{REPORT}/{REPORT_HTML}", "file", "report",
+            "the report as one self-contained HTML page (figures inline)"),
+    RunPath("comparisons", f"{REPORT}/{COMPARISONS}", "file", "report",
+            "every comparison's statistics, for every evaluated split"),
+    RunPath("summary", f"{REPORT}/{SUMMARY}", "file", "report",
+            "per dataset, model and metric: mean, sd, seeds, costs"),
 )
 
 

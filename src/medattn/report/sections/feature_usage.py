@@ -61,7 +61,7 @@ def feature_usage_section(ctx: ReportContext, dataset: str) -> Section | None:
         section.add(Paragraph("Does attention change which features are used? Per attention variant, the CMI "
                               "difference to its plain backbone, paired by seed (paired t-test, Holm across "
                               "features):"), paired)
-    abcd = _read(ctx, f"abcd_{dataset}.csv")
+    abcd = _read(ctx, layout.abcd_name(dataset))
     if abcd is not None:
         section.add(*_abcd_blocks(abcd, dataset))
     return section
