@@ -127,3 +127,16 @@ def test_training_reports_every_registered_metric():
     got = classification_metrics(np.array([0, 1, 1, 0]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]))
     assert tuple(got) == METRIC_NAMES
     assert got["accuracy"] == 0.75 and got["balanced_accuracy"] == 0.75
+
+
+def test_study_json_carries_schema_provenance_and_the_plan(tmp_path):
+    from medattn.rundir.reader import read_study
+    from medattn.rundir.version import SCHEMA_VERSION
+    from medattn.rundir.writer import write_study
+
+    plan = [{"model": "resnet18+cbam", "reference": "resnet18", "kind": "attention_vs_plain"}]
+    path = write_study(tmp_path, {"name": "s"}, {"medattn": "9.9", "commit": "abc"}, plan)
+    assert path == tmp_path / "study.json"
+    study = read_study(path)
+    assert study["schema_version"] == SCHEMA_VERSION >= 1 and study["provenance"]["commit"] == "abc"
+    assert study["contrasts"] == plan and study["name"] == "s"
