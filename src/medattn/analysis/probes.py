@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from medattn.data import synthetic
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
-from medattn.rundir import layout
+from medattn.rundir import layout, writer
 from medattn.stats.resampling import PROBE_BOOTSTRAP
 
 ARTEFACTS = synthetic.ARTEFACTS
@@ -218,9 +218,7 @@ def probe_table(run_dir: Path, opts: ProbeOptions = ProbeOptions()) -> pd.DataFr
                 key = {k: getattr(row, k) for k in RUN_KEYS}
                 rows.append({**key, **r, "ood_gap": gaps.get((row.dataset, row.model, int(row.seed)), np.nan)})
     table = pd.DataFrame(rows)
-    out = run_dir / FEATURES_DIR
-    out.mkdir(exist_ok=True)
-    table.to_csv(out / PROBES_FILE, index=False, float_format="%.6g")
+    writer.write_table(run_dir / FEATURES_DIR / PROBES_FILE, table)
     return table
 
 

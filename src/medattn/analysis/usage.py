@@ -24,7 +24,7 @@ from medattn.analysis.features import FeatureTable, build_feature_table, encode_
 from medattn.data.dataset_spec import load_context, load_dataset
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
-from medattn.rundir import layout
+from medattn.rundir import layout, writer
 from medattn.rundir.reader import RUN_KEYS, RunData, load_run
 from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS
 
@@ -154,9 +154,7 @@ def usage_table(run_dir: Path, opts: UsageOptions = UsageOptions(),
         write_abcd_values(run_dir, str(group["dataset"].iloc[0]), data, features)
         frames += [_run_rows(row, data, features, opts) for row in group.itertuples()]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    out = run_dir / FEATURES_DIR
-    out.mkdir(exist_ok=True)
-    table.to_csv(out / USAGE_FILE, index=False, float_format="%.6g")
+    writer.write_table(run_dir / FEATURES_DIR / USAGE_FILE, table)
     return table
 
 
@@ -165,12 +163,9 @@ def write_abcd_values(run_dir: Path, dataset: str, data: ImageSet, features: Fea
     columns = [c for c, src in features.source.items() if src == "abcd"]
     if not columns:
         return None
-    out = run_dir / FEATURES_DIR / layout.abcd_name(dataset)
-    out.parent.mkdir(exist_ok=True)
     table = features.table[columns].assign(label=[data.class_names[i] for i in data.labels.tolist()],
                                            split=data.split)
-    table.to_csv(out, index=False, float_format="%.5g")
-    return out
+    return writer.write_table(run_dir / FEATURES_DIR / layout.abcd_name(dataset), table, digits=5)
 
 
 def _run_rows(row, data: ImageSet, features: FeatureTable, opts: UsageOptions) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from medattn.explain.maps import explain_model, index_table
 from medattn.explain.sample import Sample, draw_sample, write_sample
 from medattn.explain.scoring import score_run
 from medattn.explain.spec import ExplainSpec
-from medattn.rundir import layout
+from medattn.rundir import layout, writer
 from medattn.rundir.reader import load_run, relative_path
 
 RANDOM_SEED_OFFSET = 7919
@@ -155,7 +155,7 @@ def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | 
     result.runs = pd.DataFrame(rows, columns=list(store.RUNS_COLUMNS))
     result.scores = pd.concat(scores, ignore_index=True)[list(store.SCORES_COLUMNS)] if scores else pd.DataFrame(
         columns=list(store.SCORES_COLUMNS))
-    result.runs.to_csv(out / store.RUNS_FILE, index=False)
-    result.scores.to_csv(out / store.SCORES_FILE, index=False, float_format="%.6g")
+    writer.write_table(out / store.RUNS_FILE, result.runs)
+    writer.write_table(out / store.SCORES_FILE, result.scores)
     result.files = [*sample_files.values(), out / store.RUNS_FILE, out / store.SCORES_FILE]
     return result

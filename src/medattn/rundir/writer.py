@@ -1,4 +1,5 @@
-"""The one writer of a run directory's files: results table, study.json, a run's metrics.json and predictions.
+"""The one writer of a run directory's files: results table, study.json, a run's metrics.json and predictions,
+and the analyses' tidy tables (explanation run list and scores, feature usage, probes, ABCD measures).
 
 Every JSON record carries :data:`~medattn.rundir.version.SCHEMA_VERSION` and the provenance its caller passes
 (:func:`medattn.provenance.provenance`; this package stays below the layers that compute it). Paths inside a
@@ -59,12 +60,17 @@ def write_results(frame: pd.DataFrame, path: str | Path, fmt: Literal["csv", "pa
     return path
 
 
+def write_table(path: Path, table: pd.DataFrame, digits: int = 6) -> Path:
+    """Write one of the run directory's tidy tables as CSV (``digits`` significant digits); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format=f"%.{digits}g")
+    return path
+
+
 def write_predictions(run: Path, split: str, table: pd.DataFrame) -> Path:
     """Write one run's per-image probabilities on ``split``; returns the path."""
-    path = Path(run) / layout.predictions_name(split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, float_format="%.6g")
-    return path
+    return write_table(Path(run) / layout.predictions_name(split), table)
 
 
 def write_metrics(run: Path, record: dict[str, Any]) -> Path:
