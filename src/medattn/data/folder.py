@@ -49,6 +49,7 @@ from PIL import Image, ImageOps
 
 from medattn.data.dataset_spec import DataSpec, LoadContext, check_options, option, register_loader
 from medattn.data.imageset import ImageSet
+from medattn.data.masks import mask_value_problem
 from medattn.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -416,7 +417,7 @@ def _decode_image(job: _DecodeJob, i: int) -> tuple[int, int]:
 
 
 def _decode_mask(job: _DecodeJob, i: int, image_size: tuple[int, int]) -> None:
-    """Decode mask i, check it has its image's size, binarise it (0/1) and resize it (nearest)."""
+    """Decode mask i, check its size and binary values (data/masks.py), make it 0/1 and resize it (nearest)."""
     path = job.masks[i]
     try:
         with Image.open(path) as im:
@@ -427,8 +428,10 @@ def _decode_mask(job: _DecodeJob, i: int, image_size: tuple[int, int]) -> None:
     if size != image_size:
         raise _DecodeFailure(f"{path}: mask is {size[0]}x{size[1]} but its image {job.images[i]} is "
                              f"{image_size[0]}x{image_size[1]}; a mask must have its image's size")
-    threshold = 0 if raw.dtype == bool or raw.max() <= 1 else int(raw.max()) // 2
-    binary = Image.fromarray((raw > threshold).astype(np.uint8))
+    problem = mask_value_problem(raw)
+    if problem is not None:
+        raise _DecodeFailure(f"{path}: {problem}")
+    binary = Image.fromarray((raw > 0).astype(np.uint8))
     job.out_masks[i] = np.asarray(_fit(binary, job.size, job.fit, Image.Resampling.NEAREST))
 
 
