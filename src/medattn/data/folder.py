@@ -19,6 +19,7 @@ Options (defaults in brackets):
   domain            site column           split             user split column (train/val/test/test_*)
   val [0.15], test [0.15], seed [0]       seeded split stratified by class, grouped by `group`
   size [64]         square side           fit [stretch]       stretch | crop (centre) | pad (black)
+  border [0]        pixels cut from every side of the full-size image (and mask) before `fit`
   channels [3]      3 (RGB) or 1 (luma)   masks / mask_pattern  lesion masks folder / file name, as images
   name [ROOT name]  dataset name          workers [cpu count] decoding threads
 Other CSV columns (age, sex, localization, ...) become `ImageSet.concepts`, indexed by id.
@@ -58,7 +59,8 @@ FITS = ("stretch", "crop", "pad")
 CACHE_VERSION = 1
 _CHUNK = 64
 _KNOWN = {"images", "labels", "id", "label", "pattern", "ext", "classes", "group", "domain", "split",
-          "val", "test", "seed", "size", "fit", "channels", "masks", "mask_pattern", "name", "workers"}
+          "val", "test", "seed", "size", "fit", "border", "channels", "masks", "mask_pattern", "name",
+          "workers"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class FolderOptions:
     seed: int
     size: int
     fit: str
+    border: int
     channels: int
     masks: Path | None
     mask_pattern: str | None
@@ -143,6 +146,9 @@ def parse_options(spec: DataSpec, ctx: LoadContext) -> FolderOptions:
     if size < 1:
         raise DataError(f"dataset spec '{spec}': option size={size} must be a positive side length")
     classes = option(spec, "classes", None, _split_list)
+    border = option(spec, "border", 0, int)
+    if border < 0:
+        raise DataError(f"dataset spec '{spec}': option border={border} must be 0 or a positive pixel count")
     masks = spec.options.get("masks") or None
     return FolderOptions(
         spec=str(spec), root=root,
@@ -154,7 +160,7 @@ def parse_options(spec: DataSpec, ctx: LoadContext) -> FolderOptions:
         group_col=spec.options.get("group") or None, domain_col=spec.options.get("domain") or None,
         split_col=spec.options.get("split") or None,
         val=val, test=test, seed=option(spec, "seed", 0, int),
-        size=size, fit=option(spec, "fit", "stretch", str, FITS),
+        size=size, fit=option(spec, "fit", "stretch", str, FITS), border=border,
         channels=option(spec, "channels", 3, int, (1, 3)),
         masks=None if masks is None else root / masks,
         mask_pattern=_pattern(spec, "mask_pattern", spec.options.get("mask_pattern")),
@@ -367,6 +373,8 @@ class _DecodeJob:
     size: int
     channels: int
     fit: str
+    border: int = 0
+    image_fix: Callable[[int], str] = lambda i: "replace the file or drop its row from the labels CSV"
 
 
 class _DecodeFailure(Exception):
@@ -405,13 +413,15 @@ def _decode_image(job: _DecodeJob, i: int) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             src_size = im.size
+            _check_border(job.border, src_size, path)
             mode = "L" if job.channels == 1 else "RGB"
             im.draft(mode, (2 * job.size, 2 * job.size))  # JPEG: DCT-domain downscale, at most to 2x target
-            rgb = _to_8bit(im).convert(mode)
+            rgb = _cut_border(_to_8bit(im).convert(mode), job.border, src_size)
             arr = np.asarray(_fit(rgb, job.size, job.fit, Image.Resampling.BICUBIC))
+    except _DecodeFailure:
+        raise
     except Exception as exc:  # any decoder error is reported with the file's name
-        raise _DecodeFailure(f"{path}: cannot decode image ({_one_line(exc)}); replace the file or drop its "
-                             f"row from the labels CSV") from None
+        raise _DecodeFailure(f"{path}: cannot decode image ({_one_line(exc)}); {job.image_fix(i)}") from None
     job.out_images[i] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return src_size
 
@@ -431,7 +441,7 @@ def _decode_mask(job: _DecodeJob, i: int, image_size: tuple[int, int]) -> None:
     problem = mask_value_problem(raw)
     if problem is not None:
         raise _DecodeFailure(f"{path}: {problem}")
-    binary = Image.fromarray((raw > 0).astype(np.uint8))
+    binary = _cut_border(Image.fromarray((raw > 0).astype(np.uint8)), job.border, size)
     job.out_masks[i] = np.asarray(_fit(binary, job.size, job.fit, Image.Resampling.NEAREST))
 
 
@@ -441,6 +451,25 @@ def _to_8bit(im: Image.Image) -> Image.Image:
         arr = np.asarray(im).astype(np.int64)
         return Image.fromarray((np.clip(arr, 0, 65535) // 257).astype(np.uint8))
     return im
+
+
+def _check_border(border: int, src_size: tuple[int, int], path: str) -> None:
+    """_DecodeFailure when cutting `border` pixels from every side would leave nothing of the image."""
+    if 2 * border >= min(src_size):
+        raise _DecodeFailure(f"{path}: border={border} leaves nothing of a {src_size[0]}x{src_size[1]} image; "
+                             f"use a border below {(min(src_size) + 1) // 2}")
+
+
+def _cut_border(im: Image.Image, border: int, src_size: tuple[int, int]) -> Image.Image:
+    """The image without `border` pixels (counted at its full size `src_size`) on every side.
+
+    A JPEG decoded at a reduced scale (`Image.draft`) has the border scaled with it, so the cut covers the
+    same part of the picture whatever the scale."""
+    if border == 0:
+        return im
+    bx = round(border * im.size[0] / src_size[0])
+    by = round(border * im.size[1] / src_size[1])
+    return im.crop((bx, by, im.size[0] - bx, im.size[1] - by))
 
 
 def _fit(im: Image.Image, size: int, fit: str, resample: Image.Resampling) -> Image.Image:
@@ -481,7 +510,7 @@ def _cache_dir(opts: FolderOptions, files: _Files, ctx: LoadContext) -> Path | N
     recipe = json.dumps({"v": CACHE_VERSION, "images": str(opts.images.resolve()), "pattern": opts.pattern,
                          "masks": str(opts.masks.resolve()) if opts.masks else None,
                          "mask_pattern": opts.mask_pattern, "size": opts.size, "channels": opts.channels,
-                         "fit": opts.fit}, sort_keys=True)
+                         "fit": opts.fit, **({"border": opts.border} if opts.border else {})}, sort_keys=True)
     prefix = hashlib.sha256(recipe.encode()).hexdigest()[:10]
     content = hashlib.sha256((recipe + files.fingerprint).encode()).hexdigest()[:16]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", opts.name)[:40]
@@ -499,14 +528,25 @@ def _load_or_decode(opts: FolderOptions, files: _Files, cache: Path | None,
     if cache is None:
         out_img = np.empty((n, opts.channels, s, s), np.uint8)
         out_mask = None if files.masks is None else np.empty((n, s, s), np.uint8)
-        decode_all(_DecodeJob(files.images, files.masks, out_img, out_mask, s, opts.channels, opts.fit),
-                   opts.workers)
+        decode_all(_decode_job(opts, files, out_img, out_mask), opts.workers)
         return out_img, out_mask
     _write_cache(cache, files, ids, opts)
     hit = _read_cache(cache, files, n, opts)
     if hit is None:
         raise DataError(f"{cache}: cache just written cannot be read back; delete the folder and retry")
     return hit
+
+
+def _decode_job(opts: FolderOptions, files: _Files, out_img: np.ndarray, out_mask: np.ndarray | None) -> _DecodeJob:
+    """The decoding job of a folder spec, with the advice its split allows for an undecodable image."""
+    if opts.split_col:
+        fix = (f"replace the file or drop its row from the labels CSV (the {opts.split_col} column keeps every "
+               f"other image in its split)")
+    else:
+        fix = ("replace the file, or drop its row from the labels CSV (the seeded split is then recomputed and "
+               "other images may change split; a split= column pins it)")
+    return _DecodeJob(files.images, files.masks, out_img, out_mask, opts.size, opts.channels, opts.fit,
+                      opts.border, lambda i: fix)
 
 
 def _read_cache(cache: Path, files: _Files, n: int, opts: FolderOptions) -> tuple[np.ndarray, ...] | None:
@@ -534,8 +574,7 @@ def _write_cache(cache: Path, files: _Files, ids: list[str], opts: FolderOptions
         out_img = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, opts.channels, s, s))
         out_mask = None if files.masks is None else np.lib.format.open_memmap(
             tmp / "masks.npy", "w+", np.uint8, (n, s, s))
-        decode_all(_DecodeJob(files.images, files.masks, out_img, out_mask, s, opts.channels, opts.fit),
-                   opts.workers)
+        decode_all(_decode_job(opts, files, out_img, out_mask), opts.workers)
         for arr in (out_img, out_mask):
             if arr is not None:
                 arr.flush()
