@@ -1,9 +1,10 @@
 """Our batched localisation and randomisation metrics agree with Quantus where the definitions match.
 
 Definitions: energy inside the mask = Quantus `AttributionLocalisation` (unweighted, positive attributions;
-Quantus adds 1e-9 to the denominator). Pointing game = Quantus `PointingGame` (unweighted) with tolerance 0;
-differences: Quantus counts a hit when *any* tied maximum is inside the mask, we take the first maximum, and
-we add a pixel tolerance (default 1). Randomisation: our per-image Spearman = Quantus' `correlation_spearman`
+Quantus adds 1e-9 to the denominator). Pointing game = Quantus `PointingGame` (unweighted) with tolerance 0,
+tied maxima included (a hit when any maximum is inside the mask); we add a pixel tolerance (default 1) and
+score a constant map NaN where Quantus scores a hit.
+Randomisation: our per-image Spearman = Quantus' `correlation_spearman`
 (the similarity of its model-parameter-randomisation test; Quantus randomises layer by layer, we the whole
 model at once).
 """
@@ -53,3 +54,38 @@ def test_spearman_equals_quantus_similarity():
     theirs = [quantus.similarity_func.correlation_spearman(maps[i].ravel(), other[i].ravel()) for i in range(len(maps))]
     ours = spearman(torch.from_numpy(maps), torch.from_numpy(other)).numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def plateau_maps() -> tuple[np.ndarray, np.ndarray]:
+    """Maps made of plateaus (coarse grids upsampled by nearest neighbour, as a 2x2 or 3x3 CAM) and disc masks."""
+    rng = np.random.default_rng(1)
+    maps = []
+    for grid in (2, 3, 4, 2, 3, 4, 2, 3):
+        coarse = rng.integers(0, 3, size=(grid, grid)).astype(np.float32)  # few levels: ties between cells
+        coarse.flat[rng.integers(grid * grid)] = 3.0
+        coarse.flat[rng.integers(grid * grid)] = 3.0  # often two tied maximal cells
+        maps.append(np.kron(coarse, np.ones((12 // grid, 12 // grid), dtype=np.float32)))
+    yy, xx = np.mgrid[:12, :12]
+    centres = rng.integers(2, 10, size=(8, 2))
+    masks = np.stack([((yy - cy) ** 2 + (xx - cx) ** 2 <= 5).astype(np.uint8) for cy, cx in centres])
+    return np.stack(maps), masks
+
+
+def test_pointing_game_with_tied_maxima_equals_quantus():
+    maps, masks = plateau_maps()
+    hits = quantus.PointingGame(disable_warnings=True).evaluate_batch(a_batch=maps[:, None], s_batch=masks[:, None])
+    ours = pointing_game(torch.from_numpy(maps), torch.from_numpy(masks), tolerance=0).numpy()
+    first_max = masks.reshape(8, -1)[np.arange(8), maps.reshape(8, -1).argmax(1)]
+    assert (ours != first_max).any()  # the plateaus matter: the first-maximum rule would score differently
+    np.testing.assert_array_equal(ours.astype(bool), np.asarray(hits, dtype=bool))
+
+
+def test_plateau_hit_when_any_tied_cell_touches_the_mask_and_constant_map_is_nan():
+    plateau = torch.zeros(1, 4, 4)
+    plateau[0, :2, :2] = 1  # top-left cell, outside the mask
+    plateau[0, 2:, 2:] = 1  # bottom-right cell, tied, on the mask
+    mask = torch.zeros(1, 4, 4)
+    mask[0, 3, 3] = 1
+    assert pointing_game(plateau, mask, tolerance=0).item() == 1.0  # the first maximum (0, 0) would miss
+    assert pointing_game(plateau[:, :, :2] * 1, mask[:, :, :2], tolerance=0).item() == 0.0
+    assert np.isnan(pointing_game(torch.full((1, 4, 4), 0.3), mask, tolerance=0).item())

@@ -3,8 +3,12 @@
 Energy inside the mask: the share of the map's total saliency that falls on the mask (the "energy-based
 pointing game" of Score-CAM, Wang et al. 2020; Quantus' `AttributionLocalisation` weighted share).
 Pointing game: Zhang et al., "Top-down Neural Attention by Excitation Backprop", IJCV 2018: a hit when the
-map's maximum lies within `tolerance` pixels of the mask (the mask dilated by a square of that radius; the
-first maximum in row-major order, as numpy's argmax). IoU of the top-k %: the `top_fraction` highest pixels
+map's maximum lies within `tolerance` pixels of the mask (the mask dilated by a square of that radius). Ties:
+Quantus' `PointingGame` semantics, a hit when *any* pixel equal to the maximum lies in the (dilated) mask, so a
+plateau made by upsampling a coarse grid counts as pointing at the whole plateau (with tolerance 0 this equals
+Quantus exactly, tests/explain/test_quantus_agreement.py). Departure: a constant map (every pixel a maximum)
+scores NaN here, where Quantus scores a hit; it points nowhere, and the NaN is counted in the report.
+IoU of the top-k %: the `top_fraction` highest pixels
 (exactly k = round(fraction x H x W), ties broken by position) against the mask.
 Each metric has the value a uniform (uninformative) map would score, from the mask alone.
 """
@@ -33,9 +37,13 @@ def dilate(masks: torch.Tensor, tolerance: int) -> torch.Tensor:
 
 
 def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = DEFAULT_TOLERANCE) -> torch.Tensor:
-    """(M,) 1.0 where the map's first maximum lies within `tolerance` pixels of the mask, else 0.0."""
-    peak = maps.float().flatten(1).argmax(1, keepdim=True)
-    return dilate(masks, tolerance).flatten(1).gather(1, peak)[:, 0]
+    """(M,) 1.0 where any maximum of the map lies within `tolerance` pixels of the mask, else 0.0; NaN for a
+    constant map."""
+    flat = maps.float().flatten(1)
+    high, low = flat.max(1, keepdim=True).values, flat.min(1).values
+    peaks = flat == high
+    hit = (peaks & (dilate(masks, tolerance).flatten(1) > 0)).any(1).float()
+    return torch.where(high[:, 0] > low, hit, torch.nan)
 
 
 def top_region(maps: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -56,7 +64,8 @@ def top_iou(maps: torch.Tensor, masks: torch.Tensor, fraction: float = DEFAULT_T
 
 def uniform_baselines(masks: torch.Tensor, tolerance: int = DEFAULT_TOLERANCE,
                       fraction: float = DEFAULT_TOP_FRACTION) -> dict[str, torch.Tensor]:
-    """Per mask, what a uniform map scores on average: energy = area share, pointing = dilated area share,
+    """Per mask, what an uninformative map scores on average: energy = area share (a constant map), pointing =
+    dilated area share (a peak at a uniformly random pixel; a literal constant map is NaN, see pointing_game),
     IoU = expected intersection over union of a random top-k region."""
     flat = masks.float().flatten(1)
     n = flat.shape[1]
