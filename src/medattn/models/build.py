@@ -10,6 +10,7 @@ from medattn.attention.registry import check_mechanism_options, get_mechanism
 from medattn.errors import ModelError
 from medattn.models import placement as placing
 from medattn.models.backbones import BACKBONES, SMALL_IMAGE, get_backbone
+from medattn.models.init import apply_init
 from medattn.models.stem import resolve_stem
 
 __all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
@@ -17,8 +18,9 @@ __all__ = ["BACKBONES", "SMALL_IMAGE", "build_model"]
 
 def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in_chans: int = 3,
                 image_size: int = 224, small_stem: bool | None = None, drop_rate: float = 0.0,
-                placement: dict | None = None, stem: str = "auto", **attention_kwargs: Any) -> nn.Module:
-    """Return an untrained classifier: `backbone` with `attention` at `placement` (default: the mechanism's).
+                placement: dict | None = None, stem: str = "auto", init_from: str = "scratch",
+                **attention_kwargs: Any) -> nn.Module:
+    """Return a classifier: `backbone` with `attention` at `placement` (default: the mechanism's).
 
     Args:
         backbone: a registered backbone name (``medattn models list``).
@@ -30,6 +32,9 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
         drop_rate: dropout before the classifier.
         placement: where the mechanism goes (stages, where, blocks); None: the mechanism's default placement.
         stem: s1, s2, standard, or auto (the measured policy of :mod:`medattn.models.stem` for this size).
+        init_from: scratch (random), file:PATH or ssl:RUN_DIR (a model's ``init``): the backbone's weights from a
+            checkpoint (:mod:`medattn.models.init`); attention and head start fresh; the record of what was
+            loaded is ``model.medattn_spec["init"]``.
         **attention_kwargs: options of the mechanism (``Mechanism.options()``); unknown ones are a ModelError.
     """
     entry = get_backbone(backbone)
@@ -55,6 +60,8 @@ def build_model(backbone: str, attention: str = "none", num_classes: int = 2, in
         "placement": resolved.as_dict() if resolved else None, "options": dict(attention_kwargs),
         "stem": resolve_stem(image_size, small_stem, stem) if entry.adapter is not None else "patch",
     }
+    if init_from != "scratch":
+        model.medattn_spec["init"] = apply_init(model, init_from, plain=create).record()
     return model
 
 
