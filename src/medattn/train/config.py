@@ -38,6 +38,7 @@ class ModelConfig(Strict):
     small_stem: bool | None = None  # override: true = stride-1 stem, false = standard stem, None = `stem`
     stem: StemChoice = "auto"  # auto: the measured policy (models/stem.py)
     drop_rate: float = Field(0.0, ge=0, lt=1)
+    init: str = "scratch"  # scratch | file:PATH | ssl:RUN_DIR (models/init.py): the backbone's starting weights
 
     @model_validator(mode="after")
     def _one_stem_choice(self) -> ModelConfig:

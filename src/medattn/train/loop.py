@@ -87,7 +87,7 @@ def make_model(cfg: ModelConfig, data: ImageSet) -> nn.Module:
     """Build the untrained network a ModelConfig describes for this dataset's classes, channels and size."""
     return build_model(cfg.backbone, cfg.attention, num_classes=data.num_classes, in_chans=data.in_chans,
                        image_size=data.image_size, small_stem=cfg.small_stem, drop_rate=cfg.drop_rate,
-                       placement=cfg.placement, stem=cfg.stem, **cfg.attention_kwargs)
+                       placement=cfg.placement, stem=cfg.stem, init_from=cfg.init, **cfg.attention_kwargs)
 
 
 def _execution(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, image_size: int) -> _Execution:
@@ -281,7 +281,8 @@ def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, see
     from medattn.provenance import provenance
 
     return writer.stamped({
-        "model": {**model_cfg.model_dump(), "small_stem": None, "stem": model.medattn_spec["stem"]},
+        "model": {**model_cfg.model_dump(), "small_stem": None, "stem": model.medattn_spec["stem"],
+                  "init_record": model.medattn_spec.get("init")},  # path, SHA-256, loaded/new/unexpected keys
         "train": train_cfg.model_dump(), "seed": seed,
         "data": {"name": data.name, "source": data.source, "class_names": data.class_names,
                  "num_classes": data.num_classes, "in_chans": data.in_chans, "image_size": data.image_size,
