@@ -14,7 +14,7 @@ from medattn.train.config import ModelConfig, TrainConfig
 
 # Search-space names that would break fairness (the epoch budget) or make no sense to tune.
 UNTUNABLE = {"epochs", "device", "progress", "save_epochs", "model.backbone", "model.attention",
-             "model.placement", "model.attention_kwargs"}
+             "model.placement", "model.attention_kwargs", "model.init"}
 
 
 def apply_params(model: ModelConfig, train: TrainConfig, params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:

@@ -13,7 +13,7 @@ from medattn.data.dataset_spec import LoadContext, load_dataset, parse_spec
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError, ModelError
 from medattn.rundir import layout
-from medattn.study.spec import StudySpec, with_train_overrides
+from medattn.study.spec import StudySpec, init_label, with_train_overrides
 from medattn.study.yamlmarks import PathKey
 from medattn.train.config import ModelConfig, TrainConfig
 
@@ -156,10 +156,12 @@ def expand_models(spec: StudySpec) -> list[ModelVariant]:
         attentions = list(dict.fromkeys(grid.attentions))
         if grid.include_plain and "none" not in attentions:
             attentions.insert(0, "none")
-        for b_i, backbone in enumerate(grid.backbones):
+        for (i_i, init), b_i, backbone in _grid_inits(grid):
             for attention in attentions:
                 origin: PathKey = (("models", "grid", "attentions", grid.attentions.index(attention))
                                    if attention in grid.attentions else ("models", "grid", "backbones", b_i))
+                if len(grid.inits) > 1 or init != "scratch":
+                    origin = ("models", "grid", "inits", i_i)
                 for p_name, (p_i, placement) in placements.items():
                     if attention == "none" and p_i > 0:
                         break  # a plain backbone has no placement: one model, not one per placement
@@ -167,10 +169,13 @@ def expand_models(spec: StudySpec) -> list[ModelVariant]:
                     cfg = ModelConfig(backbone=backbone, attention=attention,
                                       placement=None if plain else placement,
                                       attention_kwargs={} if plain else grid.attention_kwargs,
-                                      small_stem=grid.small_stem, stem=grid.stem, drop_rate=grid.drop_rate)
+                                      small_stem=grid.small_stem, stem=grid.stem, drop_rate=grid.drop_rate,
+                                      init=init)
                     name = backbone if plain else f"{backbone}+{attention}"
                     if not plain and len(placements) > 1:
                         name += f"@{p_name}"
+                    if len(grid.inits) > 1:
+                        name += f".{init_label(init)}"
                     p_key = p_name if isinstance(grid.placements, dict) else p_i
                     p_origin = None if plain or placement is None else ("models", "grid", "placements", p_key)
                     raw.append((name, cfg, "" if plain else p_name, False, origin, p_origin, grid_train))
@@ -196,6 +201,11 @@ def expand_models(spec: StudySpec) -> list[ModelVariant]:
             for name, cfg, p_name, baseline, origin, p_origin, train in raw]
 
 
+def _grid_inits(grid) -> list[tuple[tuple[int, str], int, str]]:
+    """(index, init), backbone index, backbone for every init x backbone of the grid (init outermost)."""
+    return [((i, init), b, backbone) for i, init in enumerate(grid.inits) for b, backbone in enumerate(grid.backbones)]
+
+
 def _named_placements(placements: Any) -> dict[str, tuple[int, dict | None]]:
     if isinstance(placements, dict):
         return {name: (i, p) for i, (name, p) in enumerate(placements.items())}
@@ -215,13 +225,14 @@ def _placement_label(placement: dict[str, Any]) -> str:
 
 
 def _reference(cfg: ModelConfig, baseline: bool, train: TrainConfig, raw: list) -> str | None:
-    """The plain model (same backbone, stem and TrainConfig, no attention) an attention variant is compared
+    """The plain model (same backbone, stem, init and TrainConfig, no attention) an attention variant is compared
     against."""
     if baseline or cfg.attention == "none":
         return None
     for name, other, other_baseline, other_train in raw:
         if (not other_baseline and other.attention == "none" and other.backbone == cfg.backbone
-                and other.small_stem == cfg.small_stem and other.stem == cfg.stem and other_train == train):
+                and other.small_stem == cfg.small_stem and other.stem == cfg.stem and other.init == cfg.init
+                and other_train == train):
             return name
     return None
 
@@ -283,7 +294,7 @@ def _try_build(spec: StudySpec, model: ModelVariant, cfg: ModelConfig, data: Ima
     try:
         build_model(cfg.backbone, cfg.attention, num_classes=data.num_classes, in_chans=data.in_chans,
                     image_size=data.image_size, small_stem=cfg.small_stem, stem=cfg.stem, drop_rate=cfg.drop_rate,
-                    placement=cfg.placement, **cfg.attention_kwargs)
+                    placement=cfg.placement, init_from=cfg.init, **cfg.attention_kwargs)
     except ModelError as exc:
         raise spec.error(origin, f"model '{model.name}': {exc}") from None
     except TypeError as exc:

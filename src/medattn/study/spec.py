@@ -12,7 +12,9 @@ name, impossible search space) raises `SpecError` with one line `FILE:LINE: FIEL
         backbones: [resnet18]
         attentions: [se, cbam]              # the plain backbone is added unless include_plain: false
         placements: {all: null}             # name -> placement dict (null = the zoo's default)
-      list: []                              # explicit entries: {name, backbone, attention, placement, ...}
+        inits: [scratch, ssl:runs/pre]      # optional factor: every model once per init (scratch | file:PATH |
+                                            # ssl:RUN_DIR); names get .<label> (scratch, file stem, run dir name)
+      list: []                              # explicit entries: {name, backbone, attention, placement, init, ...}
                                             # and `train: {precision: bf16}`: this model's train overrides
       baselines: [vit_tiny_patch16_224]     # reference models outside the grid (is_baseline = true)
     train: {epochs: 10, batch_size: 128}    # TrainConfig fields shared by every run
@@ -40,7 +42,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from medattn.analysis.spec import FeaturesSpec
-from medattn.errors import SpecError
+from medattn.errors import ModelError, SpecError
 from medattn.explain.spec import ExplainSpec
 from medattn.rundir.metrics import SELECTABLE_METRICS
 from medattn.schema import Strict
@@ -63,6 +65,25 @@ def _check_name(value: str | None) -> str | None:
         raise ValueError(f"name '{value}' may contain only letters, digits and . _ + @ = - "
                          f"(and must start with a letter or digit)")
     return value
+
+
+def _check_init(value: str) -> str:
+    from medattn.models.init import parse_init
+
+    try:
+        parse_init(value)
+    except ModelError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def init_label(init: str) -> str:
+    """The short name of an init in model names: scratch, the checkpoint file's stem, or the ssl run's folder."""
+    if init == "scratch":
+        return "scratch"
+    target = Path(init.partition(":")[2].rstrip("/"))
+    name = target.stem if init.startswith("file:") else target.name
+    return re.sub(r"[^A-Za-z0-9_=-]", "-", name).strip("-") or "init"
 
 
 class DatasetEntry(Strict):
@@ -93,7 +114,13 @@ class ModelEntry(Strict):
     small_stem: bool | None = None
     stem: StemChoice = "auto"
     drop_rate: float = Field(0.0, ge=0, lt=1)
+    init: str = "scratch"  # scratch | file:PATH | ssl:RUN_DIR (models/init.py)
     train: TrainConfig | None = None  # overrides of the study's `train:` for this model (only the keys given)
+
+    @field_validator("init")
+    @classmethod
+    def _valid_init(cls, value: str) -> str:
+        return _check_init(value)
 
     @model_validator(mode="after")
     def _one_stem_choice(self):
@@ -114,7 +141,7 @@ class ModelEntry(Strict):
         """The ModelConfig this entry describes."""
         return ModelConfig(backbone=self.backbone, attention=self.attention, placement=self.placement,
                            attention_kwargs=self.attention_kwargs, small_stem=self.small_stem, stem=self.stem,
-                           drop_rate=self.drop_rate)
+                           drop_rate=self.drop_rate, init=self.init)
 
 
 class GridSpec(Strict):
@@ -129,7 +156,18 @@ class GridSpec(Strict):
     small_stem: bool | None = None
     stem: StemChoice = "auto"
     drop_rate: float = Field(0.0, ge=0, lt=1)
+    inits: list[str] = Field(default_factory=lambda: ["scratch"], min_length=1)  # the initialisation factor
     train: TrainConfig | None = None  # overrides of the study's `train:` for every grid model
+
+    @field_validator("inits")
+    @classmethod
+    def _valid_inits(cls, value: list[str]) -> list[str]:
+        for init in value:
+            _check_init(init)
+        labels = [init_label(i) for i in value]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"inits {value} give the same label twice ({labels}); rename a file or run directory")
+        return value
 
     @model_validator(mode="after")
     def _one_stem_choice(self):
