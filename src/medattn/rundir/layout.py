@@ -36,6 +36,8 @@ EXPLANATIONS = "explanations"
 SAMPLE = "sample.npz"
 EXPLAINED_RUNS = "runs.csv"
 EXPLAIN_SCORES = "scores.csv"
+EXPLAIN_SUMMARY = "summary.csv"
+EXPLAIN_SETTINGS = "settings.json"
 MAPS = "maps.npz"
 MAPS_INDEX = "index.csv"
 FEATURES = "features"
@@ -83,6 +85,10 @@ LAYOUT: tuple[RunPath, ...] = (
             "the explained runs: dataset, model, backbone, attention, seed, run_dir, maps, sample"),
     RunPath("explain_scores", f"{EXPLANATIONS}/{EXPLAIN_SCORES}", "file", "explain",
             "localisation, faithfulness and randomisation scores per run x image x method"),
+    RunPath("explain_summary", f"{EXPLANATIONS}/{EXPLAIN_SUMMARY}", "file", "explain",
+            "mean, 95 % CI, image and NaN counts per dataset x model x method x target x metric"),
+    RunPath("explain_settings", f"{EXPLANATIONS}/{EXPLAIN_SETTINGS}", "file", "explain",
+            "the explain settings the scores were computed with (layer, upsampling, steps, tolerance, ...)"),
     RunPath("features", FEATURES, "folder", "features, probe", "the feature-usage analyses"),
     RunPath("usage", f"{FEATURES}/{USAGE}", "file", "features", "one row per run x epoch x feature"),
     RunPath("abcd", f"{FEATURES}/abcd_{{dataset}}.csv", "file", "features",
