@@ -29,6 +29,8 @@ def train_command(
     batch_size: int = typer.Option(None, help="Batch size."),
     device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
     precision: str = typer.Option(None, help="auto (bf16 where the hardware is fast at it), fp32, bf16, fp16."),
+    init: str = typer.Option(None, "--init", help="Backbone weights: scratch, file:PATH (.pth/.safetensors) or "
+                                                  "ssl:RUN_DIR (a `medattn pretrain` output)."),
     data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download,
 ) -> None:
     """Train one model on one dataset and write metrics, per-sample predictions and a checkpoint."""
@@ -37,8 +39,8 @@ def train_command(
     from medattn.train.loop import train_run
 
     sections = _read_yaml(config) if config else {}
-    model_cfg = _validated(ModelConfig, {**sections.get("model", {}), "backbone": backbone, "attention": attention},
-                           "model")
+    model_flags = {"backbone": backbone, "attention": attention, **({"init": init} if init is not None else {})}
+    model_cfg = _validated(ModelConfig, {**sections.get("model", {}), **model_flags}, "model")
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "precision": precision}
     train_cfg = _validated(TrainConfig, {**sections.get("train", {}),
                                          **{k: v for k, v in overrides.items() if v is not None}}, "train")
