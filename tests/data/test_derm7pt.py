@@ -89,3 +89,129 @@ def test_missing_image_and_unknown_option_are_one_line_errors(tmp_path):
         load_dataset(f"derm7pt:{tmp_path / 'r'}", LoadContext())
     with pytest.raises(DataError, match="unknown option"):
         load_dataset(f"derm7pt:{tmp_path / 'r'}?colour=1", LoadContext())
+
+
+# -- issue 28: what a new user meets on the real release ------------------------------------------------------
+
+
+def _white_inside_black_border(path, width=60, height=40, border=5) -> None:
+    """A lossless picture (PNG bytes under the release's .jpg name): white, with a black frame `border` wide."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[border:height - border, border:width - border] = 255
+    Image.fromarray(pixels).save(path, format="PNG")
+
+
+def _derm_path(root, case_index: int):
+    """The dermoscopic image file of the fixture's row `case_index` (the one the loader reads by default)."""
+    meta = pd.read_csv(root / "meta" / "meta.csv", dtype=str)
+    rel = meta.loc[case_index, "derm"]
+    return next(p for p in (root / "images").rglob("*") if p.relative_to(root / "images").as_posix().lower()
+                == rel.lower())
+
+
+def test_data_info_names_the_cache_the_loader_wrote(tmp_path):
+    """Item 2: `data info` said 'cache: none (loaded directly)' although derm7pt had written its .npy cache."""
+    from typer.testing import CliRunner
+
+    from medattn.cli import app
+
+    write_fixture(tmp_path / "release_v0")
+    cache = tmp_path / "cache"
+    done = CliRunner().invoke(app, ["data", "info", f"derm7pt:{tmp_path / 'release_v0'}?size=16",
+                                    "--cache-dir", str(cache)])
+    assert done.exit_code == 0, done.output
+    written = list((cache / "derm7pt").glob("*.npy"))
+    assert len(written) == 1
+    line = next(t for t in done.output.splitlines() if t.startswith("cache: "))
+    assert line.startswith(f"cache: {written[0]} (")  # 8 x 3 x 16 x 16 bytes plus the npy header: 0.0 MB
+    assert load_dataset(f"derm7pt:{tmp_path / 'release_v0'}?size=16",
+                        LoadContext(cache_dir=cache)).cache_path == str(written[0])
+
+
+def test_a_corrupt_image_is_excluded_by_case_never_by_deleting_its_row(tmp_path):
+    """Item 3: the advice was 'drop its row from the labels CSV', which shifts every later case to another split
+    (the split files list row numbers). Now: replace the file or exclude=CASE; the other cases keep their split."""
+    root = tmp_path / "r"
+    write_fixture(root)
+    _derm_path(root, 4).write_bytes(b"not an image")  # row 4 is case_num 5, in the valid split
+    with pytest.raises(DataError) as err:
+        load_dataset(f"derm7pt:{root}?size=16", LoadContext())
+    message = str(err.value)
+    assert "exclude=5" in message and "do not delete its row" in message and "\n" not in message
+    assert "drop its row" not in message
+    data = load_dataset(f"derm7pt:{root}?size=16&exclude=5", LoadContext())
+    assert data.concepts.index.tolist() == ["1", "2", "3", "4", "6", "7", "8"]
+    assert data.split.tolist() == ["train"] * 4 + ["val"] + ["test"] * 2  # as released, case 5 missing
+    assert data.labels.tolist() == [1, 2, 0, 4, 2, 1, 3]
+    with pytest.raises(DataError, match="exclude names case_num 99"):
+        load_dataset(f"derm7pt:{root}?size=16&exclude=5,99", LoadContext())
+
+
+def test_parent_folder_points_at_the_release_inside_it(tmp_path):
+    """Item 4: pointing derm7pt: at the folder that holds release_v0 said only 'meta/meta.csv not found'."""
+    write_fixture(tmp_path / "derm7pt" / "release_v0")
+    with pytest.raises(DataError) as err:
+        load_dataset(f"derm7pt:{tmp_path / 'derm7pt'}?size=16", LoadContext())
+    assert f"'derm7pt:{tmp_path / 'derm7pt' / 'release_v0'}?size=16'" in str(err.value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"meta\.csv: not found"):  # nothing below: the plain message
+        load_dataset(f"derm7pt:{empty}", LoadContext())
+
+
+def test_criteria_are_concepts_and_case_facts_metadata(tmp_path):
+    """Item 8: the seven criteria were labelled 'metadata' in the feature analysis (usage.csv's kind column)."""
+    from medattn.analysis.features import build_feature_table
+
+    write_fixture(tmp_path / "r")
+    data = load_dataset(f"derm7pt:{tmp_path / 'r'}?size=16", LoadContext())
+    criteria = ["atypical_pigment_network", "blue_whitish_veil", "atypical_vascular", "irregular_streaks",
+                "irregular_pigmentation", "irregular_dots_globules", "regression_structures"]
+    assert {c: data.feature_kinds[c] for c in criteria} == dict.fromkeys(criteria, "concept")
+    facts = ["level_of_diagnostic_difficulty", "elevation", "location", "sex", "management"]
+    assert {c: data.feature_kinds[c] for c in facts} == dict.fromkeys(facts, "metadata")
+    source = build_feature_table(data, abcd=False).source  # the fixture's varying columns (constant ones skipped)
+    assert source["atypical_pigment_network"] == "concept" and source["blue_whitish_veil"] == "concept"
+    assert source["sex"] == "metadata"
+    sub = data.subset(np.arange(3))
+    assert sub.feature_kinds == data.feature_kinds
+
+
+def test_fit_and_border_give_the_official_crop_pad_or_stretch(tmp_path):
+    """Item 9: images were always stretched. A 60 x 40 white picture in a 5-pixel black frame: border=5 (the
+    official recipe cuts 25 from 768 x 512) removes the frame; pad keeps the aspect with black bars above and
+    below (50 x 30 -> 10 x 6 plus 2 rows each side); crop keeps the centre square."""
+    root = tmp_path / "r"
+    write_fixture(root)
+    _white_inside_black_border(_derm_path(root, 0))
+    ctx = LoadContext(cache_dir=tmp_path / "cache")
+
+    def first(options: str) -> np.ndarray:
+        return load_dataset(f"derm7pt:{root}?size=10&{options}", ctx).images[0, 0].numpy().astype(int)
+
+    stretched = first("fit=stretch")
+    assert stretched[0, 0] < 60 and stretched[5, 5] > 240  # the frame shows at the edge
+    assert (first("border=5") >= 250).all()  # default fit (stretch) after the cut: white everywhere
+    padded = first("border=5&fit=pad")
+    assert (padded[[0, 1, 8, 9]] <= 5).all() and (padded[3:7] >= 250).all()
+    assert (first("border=5&fit=crop") >= 250).all()
+    cropped_frame = first("fit=crop")  # centre 40 x 40 of the framed picture: frame rows at top and bottom
+    assert cropped_frame[0, 5] < 60 and cropped_frame[5, 5] > 240
+    with pytest.raises(DataError, match="border=20 leaves nothing"):
+        load_dataset(f"derm7pt:{root}?size=10&border=20", LoadContext())
+    with pytest.raises(DataError, match="fit=squash not allowed"):
+        load_dataset(f"derm7pt:{root}?fit=squash", LoadContext())
+
+
+def test_border_is_scaled_with_jpeg_draft_decoding(tmp_path):
+    """A large JPEG is decoded at 1/8 scale for a small target; the border must shrink with it (else border=50
+    would cut a 50 x 38 draft to nothing or leave the frame)."""
+    root = tmp_path / "r"
+    write_fixture(root)
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[50:250, 50:350] = 255
+    Image.fromarray(pixels).save(_derm_path(root, 0), format="JPEG", quality=95)
+    others = ",".join(str(i) for i in range(2, 9))  # the other fixture images are 40 x 30
+    image = load_dataset(f"derm7pt:{root}?size=16&border=50&exclude={others}", LoadContext()).images[0]
+    image = image.numpy().astype(int)
+    assert image.min() > 200

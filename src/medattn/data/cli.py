@@ -55,4 +55,13 @@ def data_info(spec: str = typer.Argument(..., help="Dataset spec, e.g. medmnist:
                   + (f"; artefact masks: {', '.join(data.artefact_masks)}" if data.artefact_masks else ""))
     if data.concepts is not None:
         console.print(f"concepts/metadata: {', '.join(map(str, data.concepts.columns))}")
-    console.print(f"cache: {data.cache_path or 'none (loaded directly)'}")
+    console.print(f"cache: {_cache_line(data.cache_path)}", soft_wrap=True, highlight=False)
+
+
+def _cache_line(path: str | None) -> str:
+    """The cache a loader recorded, with its size on disk, or why there is none."""
+    if path is None:
+        return "none (this loader reads its files directly, or no cache folder was given)"
+    target = Path(path)
+    files = [target] if target.is_file() else [p for p in target.rglob("*") if p.is_file()]
+    return f"{path} ({sum(p.stat().st_size for p in files) / 1e6:.1f} MB)"

@@ -11,17 +11,31 @@ Multi-Task Multi-Modal Neural Nets", IEEE JBHI 2019. The data may not be redistr
 Paths are resolved case-insensitively (the release has a path whose case differs from the file's).
 Options: `image` derm (dermoscopic, default) or clinic; `labels` diag5 (default: the five groups of Kawahara
 et al.: BCC, NEV (all nevi), MEL (all melanomas, metastasis included), MISC (dermatofibroma, lentigo,
-melanosis, miscellaneous, vascular lesion), SK) or melanoma (other vs melanoma); `size` [64] square side
-(images are stretched); `workers` decoding threads. The image id is `case_num`.
+melanosis, miscellaneous, vascular lesion), SK) or melanoma (other vs melanoma); `size` [64] square side;
+`fit` [stretch] how an image is made square: stretch, crop (centre square) or pad (black bars);
+`border` [0] pixels cut from every side first; `exclude` case_num values left out (e.g. a corrupt image)
+with every other case kept in its official split; `workers` decoding threads. The image id is `case_num`.
+
+Preprocessing. The authors' code (github.com/jeremykawahara/derm7pt, `Derm7PtDataset(crop_amount=25)` and
+`kerasutils.crop_resize_img`) cuts 25 pixels from every side of the full-size image ("some images have a
+surrounding black border") and then resizes it to the square target with PIL's `Image.resize`, which does
+not keep the aspect ratio: `border=25&fit=stretch` here. The default stays `border=0&fit=stretch` (what
+earlier medattn versions did), so existing caches and results keep their meaning; give `border=25` for the
+official recipe. Resampling is bicubic (the official call uses PIL's default, bicubic since Pillow 7).
+
+Never delete a row of meta.csv to get rid of a case: the split files list row numbers, so every later case
+would move to another split. `exclude=CASE_NUM` is the way; the error for an undecodable image says so.
 
 Concepts (`ImageSet.concepts`, indexed by case_num): the seven criteria mapped to the binary findings that
 score points on the seven-point checklist (Argenziano et al., Arch. Dermatol. 1998), as the derm7pt package
 scores them: atypical_pigment_network (pigment_network = atypical), blue_whitish_veil (present),
 atypical_vascular (vascular_structures dotted or linear irregular), irregular_streaks (streaks irregular),
 irregular_pigmentation (diffuse or localized irregular), irregular_dots_globules (irregular),
-regression_structures (any of blue areas, white areas, combinations); plus the metadata seven_point_score,
-level_of_diagnostic_difficulty, elevation, location, sex and management. Decoded images are cached as .npy
-under `ctx.cache_dir/derm7pt/`, keyed by the options and every image file's name, size and mtime.
+regression_structures (any of blue areas, white areas, combinations), declared `concept` in
+`ImageSet.feature_kinds` together with seven_point_score (the checklist's sum of those criteria); and the
+metadata level_of_diagnostic_difficulty, elevation, location, sex and management, declared `metadata`.
+Decoded images are cached as .npy under `ctx.cache_dir/derm7pt/`, keyed by the options and every image
+file's name, size and mtime; `ImageSet.cache_path` names the file (`medattn data info` shows it).
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ import pandas as pd
 import torch
 
 from medattn.data.dataset_spec import DataSpec, LoadContext, check_options, option, register_loader
-from medattn.data.folder import _DecodeJob, decode_all
+from medattn.data.folder import FITS, _DecodeJob, decode_all
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
 
@@ -65,7 +79,9 @@ CRITERIA = {
     "regression_structures": ("regression_structures", ("blue areas", "white areas", "combinations")),
 }
 METADATA = ("seven_point_score", "level_of_diagnostic_difficulty", "elevation", "location", "sex", "management")
-OPTIONS = {"image", "labels", "size", "workers"}
+FEATURE_KINDS = {**dict.fromkeys(CRITERIA, "concept"), "seven_point_score": "concept",
+                 **dict.fromkeys(METADATA[1:], "metadata")}
+OPTIONS = {"image", "labels", "size", "fit", "border", "exclude", "workers"}
 CACHE_VERSION = 1
 UNUSED = "unused"  # cases in no split file are dropped
 
@@ -74,26 +90,61 @@ UNUSED = "unused"  # cases in no split file are dropped
 def load_derm7pt(spec: DataSpec, ctx: LoadContext) -> ImageSet:
     """The Derm7pt ImageSet of a release folder: images, diagnosis labels, official split, criteria as concepts."""
     check_options(spec, OPTIONS)
-    root = _root(spec, ctx)
+    root = _release_root(spec, _root(spec, ctx))
     which = option(spec, "image", "derm", str, ("derm", "clinic"))
     label_set = option(spec, "labels", "diag5", str, tuple(LABEL_SETS))
+    decoding = _decoding(spec)
+    meta_path = root / "meta" / "meta.csv"
+    meta = read_meta(meta_path)
+    split = official_split(root / "meta", len(meta))
+    cases = meta["case_num"].astype(str).str.strip().to_numpy(dtype=str)
+    keep = np.flatnonzero((split != UNUSED) & ~_excluded(spec, cases, meta_path))
+    meta, split, cases = meta.iloc[keep].reset_index(drop=True), split[keep], cases[keep]
+    labels, class_names = diagnosis_labels(meta, LABEL_SETS[label_set], meta_path)
+    files = resolve_images(root / "images", meta[which].astype(str).tolist(), meta_path, which)
+    workers = max(1, option(spec, "workers", min(8, os.cpu_count() or 1), int))
+    images, cache = _decoded(files, decoding, ctx, workers, _corrupt_image_fix(cases))
+    concepts = concept_table(meta)
+    return ImageSet(name="derm7pt", images=torch.from_numpy(images), labels=torch.from_numpy(labels),
+                    class_names=class_names, split=split, group=cases, concepts=concepts, source=str(spec),
+                    cache_path=None if cache is None else str(cache),
+                    feature_kinds={c: FEATURE_KINDS[c] for c in concepts.columns})
+
+
+def _decoding(spec: DataSpec) -> dict:
+    """The decoding options (size, fit, border), checked."""
     size = option(spec, "size", 64, int)
     if size < 1:
         raise DataError(f"dataset spec '{spec}': option size={size} must be a positive side length")
-    meta = read_meta(root / "meta" / "meta.csv")
-    split = official_split(root / "meta", len(meta))
-    labels, class_names = diagnosis_labels(meta, LABEL_SETS[label_set], root / "meta" / "meta.csv")
-    files = resolve_images(root / "images", meta[which].astype(str).tolist(), root / "meta" / "meta.csv", which)
-    images = _decoded(files, size, ctx, max(1, option(spec, "workers", min(8, os.cpu_count() or 1), int)))
-    ids = meta["case_num"].astype(str).to_numpy(dtype=str)
-    data = ImageSet(name="derm7pt", images=torch.from_numpy(images), labels=torch.from_numpy(labels),
-                    class_names=class_names, split=split, group=ids, concepts=concept_table(meta),
-                    source=str(spec))
-    return data if (split != UNUSED).all() else data.subset(np.flatnonzero(split != UNUSED))
+    border = option(spec, "border", 0, int)
+    if border < 0:
+        raise DataError(f"dataset spec '{spec}': option border={border} must be 0 or a positive pixel count "
+                        f"(the official preprocessing cuts 25)")
+    return {"size": size, "fit": option(spec, "fit", "stretch", str, FITS), "border": border}
+
+
+def _excluded(spec: DataSpec, cases: np.ndarray, meta_path: Path) -> np.ndarray:
+    """Per meta.csv row: is its case_num in the `exclude` option (DataError naming one meta.csv lacks)."""
+    names = [t.strip() for t in spec.options.get("exclude", "").split(",") if t.strip()]
+    unknown = sorted(set(names) - set(cases.tolist()))
+    if unknown:
+        raise DataError(f"dataset spec '{spec}': option exclude names case_num {', '.join(unknown[:5])}, not in "
+                        f"{meta_path}; give case_num values of meta.csv, comma-separated")
+    return np.isin(cases, names)
+
+
+def _corrupt_image_fix(cases: np.ndarray):
+    """The advice for an image that cannot be decoded: replace it or exclude the case, never drop its row."""
+    def fix(i: int) -> str:
+        return (f"replace it with the file of the Derm7pt release, or leave case {cases[i]} out with "
+                f"exclude={cases[i]} (every other case keeps its official split); do not delete its row from "
+                f"meta/meta.csv: the split files list row numbers, so every later case would change split")
+
+    return fix
 
 
 def _root(spec: DataSpec, ctx: LoadContext) -> Path:
-    """The release folder: absolute, under ctx.data_dir, or relative to the current directory."""
+    """The folder the spec names: absolute, under ctx.data_dir, or relative to the current directory."""
     target = Path(spec.target).expanduser()
     candidates = ([Path(ctx.data_dir) / target] if ctx.data_dir and not target.is_absolute() else []) + [target]
     for path in candidates:
@@ -101,6 +152,18 @@ def _root(spec: DataSpec, ctx: LoadContext) -> Path:
             return path
     raise DataError(f"dataset spec '{spec}': folder {target} does not exist; point derm7pt: at the Derm7pt "
                     f"release folder (the one holding meta/ and images/, from https://derm.cs.sfu.ca)")
+
+
+def _release_root(spec: DataSpec, root: Path) -> Path:
+    """`root` when it holds meta/meta.csv; DataError naming the release folder when it sits one level down."""
+    if (root / "meta" / "meta.csv").is_file():
+        return root
+    inside = sorted(p for p in root.iterdir() if p.is_dir() and (p / "meta" / "meta.csv").is_file())
+    if inside:
+        suggestion = DataSpec(spec.kind, str(inside[0]), spec.options)
+        raise DataError(f"dataset spec '{spec}': {root / 'meta' / 'meta.csv'} not found, but {inside[0]} holds "
+                        f"a Derm7pt release (meta/meta.csv); point derm7pt: at that folder: '{suggestion}'")
+    return root
 
 
 def read_meta(path: Path) -> pd.DataFrame:
@@ -185,9 +248,14 @@ def resolve_images(folder: Path, relative: list[str], meta_path: Path, column: s
     return paths
 
 
-def _decoded(files: list[str], size: int, ctx: LoadContext, workers: int) -> np.ndarray:
-    """uint8 images (N, 3, size, size): from the .npy cache when its key matches, else decoded (and cached)."""
-    digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "size": size}).encode())
+def _decoded(files: list[str], decoding: dict, ctx: LoadContext, workers: int,
+             image_fix) -> tuple[np.ndarray, Path | None]:
+    """uint8 images (N, 3, size, size) and the cache file: read from it when its key matches, else decoded
+    (and written to it; None when the context has no cache folder)."""
+    size = decoding["size"]
+    recipe = {"v": CACHE_VERSION, "size": size}  # default fit/border add nothing: older caches stay valid
+    recipe.update({k: v for k, v in decoding.items() if k != "size" and v != {"fit": "stretch", "border": 0}[k]})
+    digest = hashlib.sha256(json.dumps(recipe).encode())
     for path in files:
         st = os.stat(path)
         digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -196,14 +264,14 @@ def _decoded(files: list[str], size: int, ctx: LoadContext, workers: int) -> np.
         try:
             arr = np.load(cache, allow_pickle=False)
             if arr.shape == (len(files), 3, size, size):
-                return arr
+                return arr, cache
         except (OSError, ValueError):
             pass
     out = np.empty((len(files), 3, size, size), np.uint8)
-    decode_all(_DecodeJob(files, None, out, None, size, 3, "stretch"), workers)
+    decode_all(_DecodeJob(files, None, out, None, size, 3, decoding["fit"], decoding["border"], image_fix), workers)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, out)
         tmp.replace(cache)
-    return out
+    return out, cache

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -461,14 +462,14 @@ def _check_border(border: int, src_size: tuple[int, int], path: str) -> None:
 
 
 def _cut_border(im: Image.Image, border: int, src_size: tuple[int, int]) -> Image.Image:
-    """The image without `border` pixels (counted at its full size `src_size`) on every side.
+    """The image without `border` pixels of the full-size image `src_size` on every side.
 
-    A JPEG decoded at a reduced scale (`Image.draft`) has the border scaled with it, so the cut covers the
-    same part of the picture whatever the scale."""
+    A JPEG decoded at a reduced scale (`Image.draft`) has the border scaled with it and rounded up to whole
+    pixels of that scale, so the cut covers at least the same part of the picture (at most one reduced pixel
+    more) and no pixel of the border reaches the resampling."""
     if border == 0:
         return im
-    bx = round(border * im.size[0] / src_size[0])
-    by = round(border * im.size[1] / src_size[1])
+    bx, by = math.ceil(border * im.size[0] / src_size[0]), math.ceil(border * im.size[1] / src_size[1])
     return im.crop((bx, by, im.size[0] - bx, im.size[1] - by))
 
 

@@ -11,6 +11,7 @@ import torch
 from medattn.errors import DataError
 
 SPLITS = ("train", "val", "test")
+FEATURE_KINDS = ("concept", "metadata")
 
 
 @dataclass
@@ -20,7 +21,10 @@ class ImageSet:
     `split` holds one split name per image ("train", "val", "test", or extra splits such as "test_ood").
     Optional extras are aligned with the images: `group` (patient/lesion id), `domain` (site id),
     `concepts` (a DataFrame, one row per image), `masks` (uint8 N x H x W lesion masks, 0/1) and
-    `artefact_masks` (a dict name -> uint8 N x H x W).
+    `artefact_masks` (a dict name -> uint8 N x H x W). `feature_kinds` is the loader's word on what a
+    `concepts` column is (`FEATURE_KINDS`: a clinical `concept` the image shows, or `metadata` about the
+    patient or case); a column it does not name is left to the feature analysis to classify.
+    `cache_path` is the decoded-image cache the loader read or wrote (None: loaded directly).
     """
 
     name: str
@@ -35,6 +39,7 @@ class ImageSet:
     artefact_masks: dict[str, torch.Tensor] = field(default_factory=dict)
     source: str = ""
     cache_path: str | None = None
+    feature_kinds: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -57,10 +62,21 @@ class ImageSet:
         for name, extra in (("group", self.group), ("domain", self.domain), ("concepts", self.concepts)):
             if extra is not None and len(extra) != n:
                 raise DataError(f"{where}: {name} has {len(extra)} entries for {n} images")
+        self._validate_feature_kinds(where)
         for name, m in {"masks": self.masks, **self.artefact_masks}.items():
             if m is not None and tuple(m.shape) != (n, *self.images.shape[2:]):
                 raise DataError(f"{where}: {name} have shape {tuple(m.shape)}, expected "
                                 f"{(n, *self.images.shape[2:])} (one H x W mask per image, same size)")
+
+    def _validate_feature_kinds(self, where: str) -> None:
+        """DataError for a kind outside FEATURE_KINDS or one given for a column the concepts table lacks."""
+        columns = set() if self.concepts is None else set(map(str, self.concepts.columns))
+        for column, kind in self.feature_kinds.items():
+            if kind not in FEATURE_KINDS:
+                raise DataError(f"{where}: feature kind '{kind}' of column '{column}' is not one of "
+                                f"{', '.join(FEATURE_KINDS)}")
+            if column not in columns:
+                raise DataError(f"{where}: feature kind given for '{column}', which is not a concepts column")
 
     @property
     def num_classes(self) -> int:
