@@ -51,7 +51,7 @@ def build_feature_table(data: ImageSet, extra: str | Path | None = None, abcd: b
         concepts = _with_age_bins(data.concepts.reset_index(drop=True))
         kind = "concept" if data.source.startswith("synthetic:") else "metadata"
         parts.append(concepts)
-        source.update(dict.fromkeys(concepts.columns, kind))
+        source.update({c: data.feature_kinds.get(c, kind) for c in concepts.columns})  # the loader's word first
     if abcd and data.masks is not None:
         table = cached_abcd_features(data.masks, data.images, data.cache_path)
         # derm-synth's ground-truth `asymmetry` concept and the mask measure must both stay: prefix the measure
