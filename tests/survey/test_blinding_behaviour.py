@@ -16,10 +16,11 @@ from medattn.survey.app import load_survey
 from medattn.survey.blinding import label_to_arm
 
 ARMS = [11, 12, 13]
+KEY = "5a" * 32
 
 
 def test_the_arm_under_each_label_varies_across_items():
-    maps = [label_to_arm(7, 1, item, ARMS) for item in range(90)]
+    maps = [label_to_arm(KEY, 1, item, ARMS) for item in range(90)]
     assert all(sorted(m.values()) == ARMS and list(m) == ["A", "B", "C"] for m in maps)
     for label in "ABC":
         counts = Counter(m[label] for m in maps)
@@ -29,7 +30,7 @@ def test_the_arm_under_each_label_varies_across_items():
 
 def test_one_item_is_shown_in_different_panel_orders_to_different_raters():
     for item in range(5):
-        maps = [tuple(label_to_arm(7, rater, item, ARMS).values()) for rater in range(1, 61)]
+        maps = [tuple(label_to_arm(KEY, rater, item, ARMS).values()) for rater in range(1, 61)]
         counts = Counter(maps)
         # 6 possible orders, 10 raters each on average: all occur, none dominates
         assert len(counts) == 6 and max(counts.values()) <= 20, (item, counts)

@@ -21,17 +21,20 @@ from medattn.survey.source import read_run_maps, read_sample
 from medattn.survey.store import Arm, Item, Meta, Panel, SurveyError, make_engine
 
 
+KEY = "07" * 32
+
+
 def test_blinding_is_a_reproducible_permutation_that_differs_between_raters():
-    orders = [tuple(item_order(7, rater, 10)) for rater in range(1, 21)]
+    orders = [tuple(item_order(KEY, rater, 10)) for rater in range(1, 21)]
     assert all(sorted(o) == list(range(10)) for o in orders)
-    assert orders == [tuple(item_order(7, rater, 10)) for rater in range(1, 21)]
+    assert orders == [tuple(item_order(KEY, rater, 10)) for rater in range(1, 21)]
     assert len(set(orders)) == 20
-    panels = np.array([panel_order(7, 1, item, 3) for item in range(600)])
+    panels = np.array([panel_order(KEY, 1, item, 3) for item in range(600)])
     assert all(sorted(p) == [0, 1, 2] for p in panels)
     # each arm lands under label A about a third of the time
     counts = np.bincount(panels[:, 0], minlength=3)
     assert counts.min() > 160, counts
-    assert label_to_arm(7, 2, 4, [11, 12, 13]) == label_to_arm(7, 2, 4, [11, 12, 13])
+    assert label_to_arm(KEY, 2, 4, [11, 12, 13]) == label_to_arm(KEY, 2, 4, [11, 12, 13])
 
 
 def test_plan_draws_items_with_every_arm_and_is_reproducible(tmp_path: Path):

@@ -135,7 +135,7 @@ def test_invalid_answers_are_refused_and_change_nothing(setting):
 
 
 def test_out_of_range_items_and_bad_profiles_are_refused(setting):
-    app, survey, (one, first), _ = setting
+    app, survey, (one, first), (two, second) = setting
     before = snapshot(survey)
     csrf = csrf_of(one.get(f"/r/{first}/item/1").text)
     for position in ("0", "6", "99", "-1", "1.5", "1;DROP TABLE answers"):
@@ -143,9 +143,11 @@ def test_out_of_range_items_and_bad_profiles_are_refused(setting):
                             data={"csrf": csrf, "best": "A", "score_A": "1", "score_B": "1", "score_C": "1"})
         assert 400 <= response.status_code < 500, position
         assert 400 <= one.get(f"/r/{first}/item/{position}").status_code < 500
+    csrf_two = csrf_of(two.get(f"/r/{second}/item/1").text)  # rater 2 has not answered: the profile may change
     for profile in ({"specialty": "astrology", "years": "3"}, {"specialty": "radiology", "years": "500"},
-                    {"specialty": "radiology", "years": "-2"}, {"specialty": "radiology", "years": "x"}):
-        assert one.post(f"/r/{first}/profile", data={"csrf": csrf, **profile}).status_code == 422
+                    {"specialty": "radiology", "years": "-2"}, {"specialty": "radiology", "years": "x"},
+                    {"specialty": "radiology", "years": "\u00b2"}, {"specialty": "radiology", "years": "\u0663"}):
+        assert two.post(f"/r/{second}/profile", data={"csrf": csrf_two, **profile}).status_code == 422, profile
     assert snapshot(survey) == before
 
 

@@ -50,22 +50,63 @@ def create(
     console.print(f"next: medattn survey serve {out}  then open http://127.0.0.1:8000/admin")
 
 
+def _loopback(host: str) -> bool:
+    """Return True when ``host`` is a loopback interface (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _base_url(base_url: str | None, host: str, port: int) -> str:
+    """Return the invitation links' base URL: ``--base-url`` checked, or this server's own address."""
+    from urllib.parse import urlsplit
+
+    if base_url is None:
+        return f"http://{host}:{port}"
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SurveyError(f"--base-url: {base_url!r} is not an http(s)://HOST[:PORT][/PATH] URL; give the address "
+                          "raters open, e.g. https://survey.example.org")
+    return base_url.rstrip("/")
+
+
 @app.command("serve")
 def serve(
     db: str = typer.Argument(..., help="Survey database (file or postgresql:// URL)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="TCP port."),
     images: Path = typer.Option(None, help="Folder of the rendered panels (default: as recorded at creation)."),
+    base_url: str = typer.Option(None, help="Address raters open, used in invitation links (e.g. "
+                                 "https://survey.example.org behind a TLS proxy); default http://HOST:PORT."),
 ) -> None:
     """Serve the survey (raters at /r/<token>, admin at /admin); tokens never appear in the log."""
     import uvicorn
 
     from medattn.survey.app import create_app
 
+    links = _base_url(base_url, host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    application = create_app(db, images)
-    console.print(f"survey at http://{host}:{port}/admin (admin) and /r/<token> (raters)")
+    application = create_app(db, images, links)
+    if not _loopback(host) and not links.startswith("https://"):
+        typer.echo(f"warning: serving plain HTTP on {host}: tokens and answers cross the network unencrypted; "
+                   "bind to 127.0.0.1 behind a TLS proxy and pass --base-url https://...", err=True)
+    console.print(f"survey at http://{host}:{port}/admin (admin) and /r/<token> (raters); links start {links}")
     uvicorn.run(application, host=host, port=port, access_log=False, log_level="warning")
+
+
+@app.command("upgrade")
+def upgrade(db: str = typer.Argument(..., help="Survey database (file or postgresql:// URL).")) -> None:
+    """Bring a survey made by an older medattn to this version (secret blinding key, new columns)."""
+    from medattn.survey.blinding import new_key
+    from medattn.survey.store import make_engine, upgrade_schema
+
+    changed = upgrade_schema(make_engine(db), new_key)
+    console.print(f"{db}: {'upgraded' if changed else 'already up to date'}")
 
 
 def _print_table(frame: pd.DataFrame, title: str) -> None:
@@ -87,7 +128,7 @@ def analyze(
     from medattn.rundir import layout
     from medattn.stats.rounding import format_p
     from medattn.survey.analyze import analyze_answers
-    from medattn.survey.export import answers_frame
+    from medattn.survey.export import answers_frame, write_csv
     from medattn.survey.report_tables import write_analysis
     from medattn.survey.store import make_engine, read_meta, session_factory
 
@@ -96,7 +137,7 @@ def analyze(
         meta, answers = read_meta(session), answers_frame(session)
     out = out or Path(meta["run_dir"]) / layout.SURVEY
     out.mkdir(parents=True, exist_ok=True)
-    answers.to_csv(out / layout.SURVEY_ANSWERS, index=False)
+    write_csv(answers, out / layout.SURVEY_ANSWERS)
     result = analyze_answers(answers, source=str(db))
     write_analysis(result, out)
     console.print(f"{result.n_raters} raters, {result.n_items} images, {result.n_answers} answers; tables in {out}/")

@@ -8,6 +8,7 @@ drawn per item among those seeds. Items are drawn without replacement, reproduci
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,12 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from medattn.rundir import layout
-from medattn.survey.blinding import MAX_ARMS
+from medattn.survey.blinding import MAX_ARMS, new_key
 from medattn.survey.render import image_rgb, legend, overlay, png_bytes
 from medattn.survey.security import hash_token, new_token
 from medattn.survey.source import read_run_maps, read_runs, read_sample, sample_path
 from medattn.survey.store import (
+    SCHEMA_VERSION,
     Arm,
     Item,
     Meta,
@@ -140,6 +142,17 @@ def _write_png(folder: Path, rgb: np.ndarray) -> str:
     return name
 
 
+def _owner_only_file(path: Path) -> None:
+    """Create the SQLite file ``path`` readable by its owner only (SQLite gives its -wal/-shm files the same mode).
+
+    The database holds the CSRF and blinding secrets, the admin token's hash and the de-blinded answers.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
+
+
 def default_images_dir(url: str) -> Path | None:
     """Return the images folder beside a SQLite survey (``survey.db`` -> ``survey.images``), None otherwise."""
     path = sqlite_path(url)
@@ -152,18 +165,19 @@ def create_survey(run_dir: Path, out: str | Path, methods: list[str], n_items: i
     """Plan the survey, render its panels into ``images_dir`` and write the survey database ``out``."""
     run_dir = Path(run_dir).resolve()
     plan = plan_survey(run_dir, methods, n_items, models=models, dataset=dataset, target=target, seed=seed)
-    if sqlite_path(database_url(out)) is not None:
-        sqlite_path(database_url(out)).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(out, must_exist=False)
-    url = engine.url.render_as_string(hide_password=False)
-    images_dir = images_dir or default_images_dir(url)
+    images_dir = images_dir or default_images_dir(database_url(out))
     if images_dir is None:
         raise SurveyError("--images: a PostgreSQL survey needs a folder for its rendered images")
     images_dir = Path(images_dir).resolve()
     if images_dir.exists() and any(images_dir.iterdir()):
         raise SurveyError(f"{images_dir}: images folder exists and is not empty; choose a new --out or --images")
+    if sqlite_path(database_url(out)) is not None:
+        _owner_only_file(sqlite_path(database_url(out)))
+    engine = make_engine(out, must_exist=False)
+    url = engine.url.render_as_string(hide_password=False)
     create_schema(engine)
-    images_dir.mkdir(parents=True, exist_ok=True)
+    images_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    images_dir.chmod(0o700)
     sample = read_sample(run_dir, plan.dataset)
     position = {str(i): k for k, i in enumerate(sample.ids)}
     missing = sorted(set(plan.items["image_id"]) - set(position))
@@ -196,7 +210,8 @@ def create_survey(run_dir: Path, out: str | Path, methods: list[str], n_items: i
         sqlite = sqlite_path(url)
         stored_images = str(images_dir.relative_to(sqlite.parent)) if sqlite and images_dir.is_relative_to(
             sqlite.parent) else str(images_dir)
-        settings = {"seed": str(seed), "secret": secrets.token_hex(32), "admin_hash": hash_token(admin_token),
+        settings = {"schema": str(SCHEMA_VERSION), "seed": str(seed), "blinding_key": new_key(),
+                    "secret": secrets.token_hex(32), "admin_hash": hash_token(admin_token),
                     "images_dir": stored_images, "run_dir": str(run_dir), "dataset": plan.dataset,
                     "target": target, "class_names": json.dumps(classes),
                     "legend_file": _write_png(images_dir, legend())}

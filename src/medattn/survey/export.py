@@ -1,10 +1,15 @@
 """The raw answers as a tidy, de-blinded table: one row per rater x item x rated panel.
 
 This table is what ``medattn survey analyze`` writes as ``answers.csv`` and what the admin page exports;
-the analysis and the report section read only this table.
+the analysis and the report section read only this table. Written as CSV (:func:`csv_text`), every text
+cell that a spreadsheet would run as a formula is neutralised by the OWASP CSV-injection rule: a cell
+starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return (after any leading spaces) gets a
+leading single quote, so it shows as text. Numbers stay numbers.
 """
 
 from __future__ import annotations
+
+import io
 
 import pandas as pd
 from sqlalchemy import and_, select
@@ -34,3 +39,31 @@ def answers_frame(session: Session) -> pd.DataFrame:
     frame.insert(EXPORT_COLUMNS.index("arm"), "arm", frame["model"] + "/" + frame["method"])
     frame["best"] = frame["best"].astype(int)
     return frame
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: object) -> object:
+    """Return a text cell prefixed with ``'`` when a spreadsheet would read it as a formula; others unchanged."""
+    if isinstance(cell, str) and cell.lstrip(" ").startswith(FORMULA_START):
+        return "'" + cell
+    return cell
+
+
+def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with every text cell neutralised (:func:`neutralise`)."""
+    text = [c for c in frame.columns if frame[c].dtype == object]
+    return frame.assign(**{c: frame[c].map(neutralise) for c in text})
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """Return ``frame`` as CSV text that is safe to open in a spreadsheet."""
+    buffer = io.StringIO()
+    safe_for_spreadsheets(frame).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def write_csv(frame: pd.DataFrame, path) -> None:  # noqa: ANN001
+    """Write ``frame`` to ``path`` as spreadsheet-safe CSV."""
+    safe_for_spreadsheets(frame).to_csv(path, index=False)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from medattn.survey.analyze import SurveyAnalysis
+from medattn.survey.export import write_csv
 
 TABLES = ("win_rates", "bradley_terry", "likert", "paired", "agreement", "by_experience")
 
@@ -15,7 +16,7 @@ def write_analysis(result: SurveyAnalysis, out: Path) -> list[Path]:
     paths = []
     for name in TABLES:
         path = out / f"{name}.csv"
-        getattr(result, name).to_csv(path, index=False)
+        write_csv(getattr(result, name), path)
         paths.append(path)
     path = out / "friedman.json"
     path.write_text(json.dumps(result.friedman, indent=2, default=float))

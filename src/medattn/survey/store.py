@@ -1,16 +1,17 @@
 """The survey's database: SQLAlchemy tables and an engine factory (SQLite with WAL by default, PostgreSQL by URL).
 
-One survey per database. Tables: ``meta`` (key/value settings: seed, secret, hashed admin token,
-images folder), ``arms`` (what a panel shows: a model's maps made by one method), ``items`` (one
-image), ``panels`` (the rendered map of one arm on one item), ``raters`` (hashed invitation tokens,
-profile), ``answers`` (one row per rater and item: the chosen best arm, comment) and ``ratings``
-(one row per rater, item and arm: the 1-5 score). Unique constraints make a double submit replace,
-never duplicate; an answer and its ratings are written in one transaction, so a killed server leaves
-either the whole answer or none of it.
+One survey per database. Tables: ``meta`` (key/value settings: schema version, seed, blinding key,
+CSRF secret, hashed admin token, images folder, closed flag), ``arms`` (what a panel shows: a model's
+maps made by one method), ``items`` (one image), ``panels`` (the rendered map of one arm on one item),
+``raters`` (hashed invitation tokens, profile, revocation), ``answers`` (one row per rater and item:
+the chosen best arm, comment) and ``ratings`` (one row per rater, item and arm: the 1-5 score).
+Unique constraints make a double submit replace, never duplicate; an answer and its ratings are
+written in one transaction, so a killed server leaves either the whole answer or none of it.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -27,7 +28,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -35,6 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from medattn.errors import SurveyError
 
 T = TypeVar("T")
+SCHEMA_VERSION = 2  # 2: keyed blinding (meta blinding_key), admin session last_seen, rater revoked_at
 COMMENT_MAX = 2000
 WRITER_OPTION = "medattn_writer"
 
@@ -110,6 +114,7 @@ class Rater(Base):
     years: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Answer(Base):
@@ -141,12 +146,13 @@ class Rating(Base):
 
 
 class AdminSession(Base):
-    """A logged-in admin browser: the hash of its session cookie."""
+    """A logged-in admin browser: the hash of its session cookie, when it logged in and when it was last used."""
 
     __tablename__ = "admin_sessions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class InviteBatch(Base):
@@ -191,13 +197,44 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER_OPTION) else "BEGIN")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_survey_file(path: Path) -> None:
+    """Refuse, without changing it, a SQLite file that is missing, not SQLite, corrupt or not a survey.
+
+    Runs before :func:`make_engine`, whose connections would switch any SQLite file to WAL mode.
+    """
+    fix = "give the file written by `medattn survey create`"
+    if not path.is_file():
+        raise SurveyError(f"{path}: survey database not found; create one with `medattn survey create RUN_DIR`")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise SurveyError(f"{path}: cannot read the survey database ({exc.strerror}); check its permissions") from None
+    if header != SQLITE_HEADER:
+        raise SurveyError(f"{path}: not a SQLite database; {fix}")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA quick_check(1)").fetchone()
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise SurveyError(f"{path}: not a readable survey database ({exc}); {fix}") from None
+    if "seed" not in meta:
+        raise SurveyError(schema_problem(meta, str(path)))
+
+
 def make_engine(target: str | Path, *, must_exist: bool = True) -> Engine:
     """Return an engine on the survey database at ``target`` (file path or URL)."""
     url = database_url(target)
     path = sqlite_path(url)
     if path is not None:
-        if must_exist and not path.is_file():
-            raise SurveyError(f"{path}: survey database not found; create one with `medattn survey create RUN_DIR`")
+        if must_exist:
+            check_survey_file(path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_pragmas(engine)
         return engine
@@ -233,6 +270,41 @@ def writer(engine: Engine) -> Engine:
 def read_meta(session: Session) -> dict[str, str]:
     """Return every survey setting as a dict."""
     return {m.key: m.value for m in session.scalars(select(Meta))}
+
+
+# columns added after schema 1, as (table, column, SQL type); upgrade_schema adds them to an older database
+ADDED_COLUMNS = (("admin_sessions", "last_seen", "TIMESTAMP"), ("raters", "revoked_at", "TIMESTAMP"))
+
+
+def schema_problem(meta: dict[str, str], where: str) -> str | None:
+    """Return why a survey database with settings ``meta`` cannot be served by this version (None when it can)."""
+    if "seed" not in meta:
+        return f"{where}: not a survey database (no settings); create one with `medattn survey create`"
+    version = int(meta.get("schema", "1"))
+    if version < SCHEMA_VERSION:
+        return (f"{where}: survey made by an older medattn (schema {version}): its panel labels follow from the "
+                f"public seed and rater number, so a rater can undo the blinding; run `medattn survey upgrade "
+                f"{where}` (answers are kept, each rater's remaining items get new secret labels)")
+    if version > SCHEMA_VERSION:
+        return f"{where}: survey schema {version} is newer than this medattn ({SCHEMA_VERSION}); upgrade medattn"
+    return None
+
+
+def upgrade_schema(engine: Engine, new_key: Callable[[], str]) -> bool:
+    """Bring a schema-1 survey to ``SCHEMA_VERSION`` (columns, a blinding key); return False when already there."""
+    with Session(writer(engine)) as session, session.begin():
+        meta = read_meta(session)
+        if "seed" not in meta:
+            raise SurveyError(schema_problem(meta, engine.url.render_as_string(hide_password=True)))
+        if int(meta.get("schema", "1")) >= SCHEMA_VERSION:
+            return False
+        columns = {t: {c["name"] for c in inspect(session.connection()).get_columns(t)} for t, _, _ in ADDED_COLUMNS}
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in columns[table]:
+                session.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+        session.merge(Meta(key="blinding_key", value=new_key()))
+        session.merge(Meta(key="schema", value=str(SCHEMA_VERSION)))
+    return True
 
 
 def retrying(work: Callable[[], T], attempts: int = 8) -> T:
