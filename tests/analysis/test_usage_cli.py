@@ -28,24 +28,33 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def featured(run_dir, tmp_path_factory) -> subprocess.CompletedProcess:
-    """`medattn features` run once on `run_dir` (epochs 1 and final, an extra table): writes features/usage.csv."""
+    """`medattn features` run once on `run_dir` (epochs 1 and final, the old alias of best, an extra table)."""
     extra = tmp_path_factory.mktemp("extra") / "extra.csv"
     ids = [str(i) for i in range(300)]
     pd.DataFrame({"id": ids, "odd": [int(i) % 2 for i in ids], "same": 1}).to_csv(extra, index=False)
-    return _medattn("features", run_dir, "--epochs", "1,final", "--features", extra, "--bootstrap", "20")
+    return _medattn("features", run_dir, "--epochs", "1,final", "--features", extra)
 
 
-def test_features_writes_the_usage_table_for_final_and_saved_epochs(run_dir, featured):
+def test_features_writes_the_usage_table_for_best_and_saved_epochs(run_dir, featured):
     done = featured
     assert done.returncode == 0, done.stderr
     assert "feature 'same' skipped (constant over all images)" in done.stdout
     table = pd.read_csv(run_dir / "features" / "usage.csv")
-    assert set(table["epoch"].astype(str)) == {"1", "final"}
+    assert set(table["epoch"].astype(str)) == {"1", "best"}
+    results = pd.read_csv(run_dir / "results.csv").drop_duplicates(["model", "seed"])
+    kept = dict(zip(zip(results["model"], results["seed"], strict=True), results["best_epoch"], strict=True))
+    best = table[table["epoch"] == "best"]
+    assert [f"best (epoch {kept[(m, s)]})" for m, s in zip(best["model"], best["seed"], strict=True)] == \
+        best["epoch_label"].tolist()
+    assert "best (epoch" in done.stdout and "final" not in done.stdout
     assert {"patch", "asymmetry", "hair", "odd", "border_compactness"} <= set(table["feature"])
     assert "same" not in set(table["feature"])
     assert table["source"].notna().all() and (table["correction"] == "holm").all()
     assert (table["p_adjusted"] >= table["pvalue"] - 1e-12).all()
-    for _, family in table.groupby(["dataset", "model", "seed", "epoch"]):  # Holm across one run x epoch's features
+    for _, rows in table.groupby(["dataset", "model", "seed", "epoch"]):  # Holm across one run x epoch's features
+        family = rows[rows["excluded"].isna()]  # untestable features leave the family (listed, p_adjusted empty)
+        assert rows.loc[rows["excluded"].notna(), "p_adjusted"].isna().all()
+        assert (rows["family_size"] == len(family)).all()
         holm = multipletests(family["pvalue"], method="holm")[1]
         assert family["p_adjusted"].to_numpy() == pytest.approx(holm, rel=1e-5)  # usage.csv keeps 6 digits
     assert (table["n"] == 45).all()  # the 15 % test split of 300 images

@@ -23,7 +23,7 @@ def _one_run() -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
 @pytest.mark.parametrize(("correction", "method"), [("holm", "holm"), ("bh", "fdr_bh")])
 def test_p_adjusted_is_the_chosen_correction_across_the_features(correction, method):
     prediction, label, features = _one_run()
-    table = usage.test_features(prediction, label, features, usage.UsageOptions(correction=correction, bootstrap=0),
+    table = usage.test_features(prediction, label, features, usage.UsageOptions(correction=correction),
                                 seed=0)
     assert table["feature"].tolist() == ["used", "a", "b", "c"] and (table["correction"] == correction).all()
     assert table["pvalue"].iloc[0] < 1e-6 < table["pvalue"].iloc[1:].min()  # the planted use is found

@@ -3,52 +3,82 @@
 Following Reimers, Runge and Denzler, "Determining the relevance of features for deep neural networks"
 (ECCV 2020): a model *uses* a feature when its prediction depends on the feature beyond what the true label
 explains. Prediction, feature and label are discrete codes here (continuous features are binned by
-`medattn.analysis.encode`), so the test is the stratified (conditional) G-test of independence:
+`medattn.analysis.features.encode_feature`), so the omnibus test is the stratified (conditional) G-test:
 
     G = 2 sum_z sum_{x,y} n_xyz log(n_xyz n_z / (n_xz n_yz)),   df = sum_z (r_z - 1)(c_z - 1),
 
-where r_z and c_z count the non-empty prediction and feature levels of label stratum z, so a feature that is
-constant within a stratum (or a stratum of one image) adds nothing to G nor to df. G equals 2 N ln(2) times the
-plug-in conditional mutual information in bits, the effect size reported (with the Miller-Madow style bias
-correction (G - df) / (2 N ln 2), which has mean 0 under H0, beside it).
+where r_z and c_z count the non-empty prediction and feature levels of label stratum z. G equals 2 N ln(2) times
+the plug-in conditional mutual information (CMI) in bits.
 
-Departure from the paper, which uses CMIknn / kernel tests on continuous outputs: when the chi-square
-approximation is doubtful (Cochran's rule: an expected cell count below 1, or more than 20 % of them below 5)
-the p-value comes from a permutation test within label strata. Permuting the feature inside each stratum keeps
-all margins fixed, so each permutation's table is drawn directly from the fixed-margins distribution
-(`scipy.stats.random_table`, Patefield's algorithm) instead of shuffling samples. The CMI's confidence
-interval is a percentile bootstrap that resamples images within label strata, again done on the table
-(multinomial draws per stratum). Everything is vectorised over a leading batch axis (features or simulations).
+p-value. The chi-square p where Cochran's rule holds (no expected count below 1, at most 20 % below 5); else a
+Monte Carlo permutation test within label strata (each permutation's table drawn from the fixed-margins
+distribution, `scipy.stats.random_table`). Its size is set by the caller for the family (`max_permutations`,
+e.g. 20 m / alpha, so the smallest p can survive Holm) and it stops early by Besag and Clifford's sequential rule
+("Sequential Monte Carlo p-values", Biometrika 1991): at the `STOP_HITS`-th permuted G >= G_obs after L draws
+p = STOP_HITS / L, otherwise p = (1 + hits) / (1 + B). Both are valid p-values (P(p <= u) <= u under H0).
+
+Effect size. The plug-in CMI is biased upwards (by about df / (2 N ln 2) under H0). The reported corrected CMI
+is (G - E0[G]) / (2 N ln 2), not clipped, where E0[G] is the mean of G over the within-stratum permutations:
+given the margins, the observed G under H0 has exactly that distribution, so the corrected CMI has mean 0 under
+H0 (it is negative about half the time). Departure from the paper, which uses CMIknn on continuous outputs.
+
+Interval (test inversion, not a bootstrap). Under local alternatives G is approximately a scaled noncentral
+chi-square, G ~ a chi2'(nu, lambda / a) with lambda = 2 N ln(2) CMI; a and nu are matched to the permutation
+null's mean and variance (a = var / (2 mean), nu = 2 mean^2 / var; a = 1, nu = df in large tables). The interval
+is the set of lambda whose distribution puts G inside its central region, with ALPHA_LOW in the lower tail and
+ALPHA_HIGH in the upper one. CMI >= 0, so at CMI = 0 only the lower bound can miss: a 2.5 % / 2.5 % split would
+cover 0.975 there; the 3.5 % / 1.5 % split covers 0.95 inside and 0.965 at 0 (checked by simulation in
+`bench/usage_calibration.py`). The bounds are >= 0 while the unbiased estimate may be negative.
+
+Directional test. The omnibus G spends a df per stratum and level. Beside it, Mantel's (1963) 1-df
+correlation test of the generalised Cochran-Mantel-Haenszel family, with a common effect across label strata:
+prediction scored 1 for the positive class (else 0), feature scored by its level order (binary or ordered
+features only). For a binary feature it is the CMH test without continuity correction and its effect size the
+Mantel-Haenszel common odds ratio (statsmodels' `StratifiedTable`); `direction` +1 means a higher feature level
+goes with more positive-class predictions at a fixed label.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
-from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS
+from medattn.errors import DataError
+from medattn.stats.resampling import PERMUTATIONS
 
 LN2 = float(np.log(2.0))
 MIN_EXPECTED, SMALL_EXPECTED, SMALL_SHARE = 1.0, 5.0, 0.2
+ALPHA_LOW, ALPHA_HIGH = 0.035, 0.015  # tails of the CMI interval (see the module docstring)
+STOP_HITS = 10  # Besag-Clifford: stop the permutations at the 10th permuted G >= observed G
+FIRST_BATCH = 1000  # permutations drawn first (they also give the null moments)
+MAX_LEVELS = 1000  # more levels than this in a code array is refused (a table of N x 1000 x 1000 cells)
+MISSING = -1  # the feature code of a missing value
 
 
 @dataclass(frozen=True)
 class UsageTest:
-    """One test's outcome: statistic, df, p-value, effect size with CI, and the counts it used."""
+    """One test's outcome: omnibus statistic, df, p; CMI (plug-in, corrected, interval); the directional test."""
 
     statistic: float
     df: int
     pvalue: float
     method: str  # "asymptotic", "permutation" or "untestable"
-    cmi_bits: float
-    cmi_corrected_bits: float
+    permutations: int  # permutations drawn (for the null moments, and the p-value when method is permutation)
+    cmi_bits: float  # plug-in CMI (biased upwards)
+    cmi_corrected_bits: float  # (G - E0[G]) / (2 N ln 2), unclipped
     cmi_low: float
     cmi_high: float
+    direction: int  # +1 / -1 / 0 (no directional test: unordered feature or no variation)
+    direction_statistic: float  # Mantel's chi-square (1 df)
+    direction_pvalue: float
+    common_odds_ratio: float  # Mantel-Haenszel, binary features only
     n: int
     n_missing: int
-    strata_used: int
+    strata_used: int  # label strata where both prediction and feature vary
+    label_groups: int  # label strata in which the feature takes two or more levels
 
     def as_dict(self) -> dict:
         """The fields as a plain dict (one row of the usage table)."""
@@ -129,6 +159,35 @@ def permutation_tables(counts: np.ndarray, permutations: int, rng: np.random.Gen
     return out
 
 
+@dataclass(frozen=True)
+class PermutationNull:
+    """The permutation null of G: its mean and variance (first batch) and the sequential Monte Carlo p-value."""
+
+    mean: float
+    var: float
+    pvalue: float
+    draws: int
+
+
+def permutation_null(counts: np.ndarray, max_permutations: int, rng: np.random.Generator,
+                     first: int = FIRST_BATCH, hits: int = STOP_HITS) -> PermutationNull:
+    """Null moments of G and the Besag-Clifford sequential p-value with at most `max_permutations` draws."""
+    observed = float(g_statistic(counts)[0]) - 1e-9
+    total = max(int(max_permutations), 1)
+    drawn, exceed, batch, moments = 0, 0, min(first, total), None
+    while drawn < total:
+        null = g_statistic(permutation_tables(counts, batch, rng))[0]
+        if moments is None:
+            moments = (float(null.mean()), float(null.var(ddof=1)) if batch > 1 else 0.0)
+        running = exceed + np.cumsum(null >= observed)
+        stop = np.flatnonzero(running >= hits)
+        if stop.size:
+            return PermutationNull(*moments, hits / (drawn + stop[0] + 1), drawn + int(stop[0]) + 1)
+        exceed, drawn = int(running[-1]), drawn + batch
+        batch = min(2 * batch, total - drawn)
+    return PermutationNull(*moments, (1 + exceed) / (1 + drawn), drawn)
+
+
 def permutation_pvalue(counts: np.ndarray, permutations: int, rng: np.random.Generator) -> float:
     """Within-stratum permutation p-value (1 + #{G_perm >= G_obs}) / (1 + permutations) for one table."""
     observed, _ = g_statistic(counts)
@@ -136,40 +195,137 @@ def permutation_pvalue(counts: np.ndarray, permutations: int, rng: np.random.Gen
     return float((1 + np.sum(null >= observed - 1e-9)) / (1 + permutations))
 
 
-def bootstrap_cmi(counts: np.ndarray, resamples: int, rng: np.random.Generator, level: float = 0.95) -> tuple[float,
-                                                                                                               float]:
-    """Percentile CI of the plug-in CMI (bits), resampling images with replacement within each label stratum."""
-    counts = np.asarray(counts, dtype=np.int64)
-    kz, kx, ky = counts.shape
-    boot = np.zeros((resamples, kz, kx * ky), dtype=np.int64)
-    for z in range(kz):
-        n_z = int(counts[z].sum())
-        if n_z:
-            boot[:, z] = rng.multinomial(n_z, counts[z].ravel() / n_z, size=resamples)
-    values = cmi_bits(boot.reshape(resamples, kz, kx, ky))
-    tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
-    return float(low), float(high)
+def cmi_interval(g: float, null_mean: float, null_var: float, n: int, alpha_low: float = ALPHA_LOW,
+                 alpha_high: float = ALPHA_HIGH) -> tuple[float, float]:
+    """Test-inversion interval (bits) of the CMI from G ~ a chi2'(nu, lambda / a), a and nu from the null moments."""
+    if n <= 0 or null_mean <= 0 or null_var <= 0:
+        return float("nan"), float("nan")
+    a = null_var / (2 * null_mean)
+    nu, x = 2 * null_mean**2 / null_var, g / a
+
+    def tail(lam: float) -> float:  # P(G >= g | lambda): increasing in lambda
+        return float(stats.ncx2.sf(x, nu, lam / a)) if lam > 0 else float(stats.chi2.sf(x, nu))
+
+    scale = 2 * n * LN2
+    top = 4 * (g + 10 * math.sqrt(null_var) + 10)
+    low = 0.0 if tail(0.0) >= alpha_low else optimize.brentq(lambda lam: tail(lam) - alpha_low, 0.0, top)
+    high = 0.0 if tail(0.0) >= 1 - alpha_high else optimize.brentq(lambda lam: tail(lam) - (1 - alpha_high),
+                                                                    0.0, top)
+    return low / scale, high / scale
+
+
+def mantel_test(counts: np.ndarray, x_scores: np.ndarray, y_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                         np.ndarray]:
+    """Mantel's 1-df correlation chi-square over label strata of tables (..., kz, kx, ky): (statistic, p, sign)."""
+    counts = np.asarray(counts, dtype=float)
+    u, v = np.asarray(x_scores, float), np.asarray(y_scores, float)
+    n_z = counts.sum(axis=(-2, -1))
+    n_x, n_y = counts.sum(-1), counts.sum(-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u_bar = np.where(n_z > 0, (n_x * u).sum(-1) / n_z, 0.0)
+        v_bar = np.where(n_z > 0, (n_y * v).sum(-1) / n_z, 0.0)
+        ssu = (n_x * (u - u_bar[..., None]) ** 2).sum(-1)
+        ssv = (n_y * (v - v_bar[..., None]) ** 2).sum(-1)
+        cross = np.einsum("...zxy,...zx,...zy->...z", counts, u - u_bar[..., None], v - v_bar[..., None])
+        var = np.where(n_z > 1, ssu * ssv / (n_z - 1), 0.0)
+    total, variance = cross.sum(-1), var.sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = np.where(variance > 0, total**2 / variance, 0.0)
+    pvalue = np.where(variance > 0, stats.chi2.sf(statistic, 1), 1.0)
+    return statistic, pvalue, np.where(variance > 0, np.sign(total), 0).astype(int)
+
+
+def common_odds_ratio(counts: np.ndarray, positive: int) -> float:
+    """Mantel-Haenszel common odds ratio (statsmodels) of positive-class prediction vs feature level 1 (binary)."""
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    tables = []
+    for t in np.asarray(counts, dtype=float):
+        pos = t[positive] if positive < len(t) else np.zeros(t.shape[1])
+        two = np.array([[pos[1], pos[0]], [t[:, 1].sum() - pos[1], t[:, 0].sum() - pos[0]]])
+        if two.sum(0).min() > 0 and two.sum(1).min() > 0:
+            tables.append(two)
+    if not tables:
+        return float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(StratifiedTable(tables).oddsratio_pooled)
+
+
+def check_codes(values, name: str, role: str, allow_missing: bool = False) -> np.ndarray:
+    """int64 codes of one input, or a one-line DataError naming it (strings, NaN, non-integers, bad negatives)."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise DataError(f"{role} '{name}': expected a 1-D array of codes, got shape {array.shape}")
+    if array.dtype.kind == "b":
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iuf":
+        raise DataError(f"{role} '{name}': values of type {array.dtype} (e.g. {array[:1].tolist()}); give integer "
+                        f"codes, or pass the raw column through medattn.analysis.features.encode_feature")
+    if array.dtype.kind == "f":
+        if np.isnan(array).any() or np.isinf(array).any():
+            what = "NaN" if np.isnan(array).any() else "inf"
+            raise DataError(f"{role} '{name}': {what} among the codes; code missing values as {MISSING}"
+                            + (" (encode_feature does)" if allow_missing else " or drop those images"))
+        if (array != np.round(array)).any():
+            raise DataError(f"{role} '{name}': non-integer values (e.g. {array[array != np.round(array)][0]:g}); "
+                            f"bin a continuous feature first (encode_feature: quartiles fitted on the training "
+                            f"split)")
+    codes = array.astype(np.int64)
+    lowest = MISSING if allow_missing else 0
+    if codes.size and codes.min() < lowest:
+        raise DataError(f"{role} '{name}': code {codes.min()} is negative; codes are 0..levels-1"
+                        + (f", {MISSING} for missing" if allow_missing else ""))
+    if codes.size and codes.max() >= MAX_LEVELS:
+        raise DataError(f"{role} '{name}': code {codes.max()} asks for more than {MAX_LEVELS} levels; re-code the "
+                        f"levels as 0..levels-1 (encode_feature does) or bin the feature")
+    return codes
 
 
 def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *, permutations: int = PERMUTATIONS,
-               bootstrap: int = CMI_BOOTSTRAP, method: str = "auto", seed: int = 0) -> UsageTest:
-    """Test H0: prediction _||_ feature | label on integer codes (feature < 0 = missing, dropped and counted)."""
-    prediction, feature, label = (np.asarray(a, dtype=np.int64) for a in (prediction, feature, label))
-    missing = feature < 0
+               max_permutations: int | None = None, method: str = "auto", seed: int = 0, name: str = "feature",
+               positive: int | None = None, ordered: bool = True) -> UsageTest:
+    """Test H0: prediction _||_ feature | label on integer codes (feature -1 = missing, dropped and counted).
+
+    Args:
+        prediction, feature, label: 1-D integer codes of equal length (checked; DataError names `name`).
+        permutations: first batch of permutations (null moments of G; the p-value where tables are sparse).
+        max_permutations: most permutations for the p-value (default `permutations`); set it to 20 m / alpha for
+            a family of m features read at level alpha.
+        method: "auto" (chi-square unless sparse), "permutation" or "asymptotic".
+        positive: the prediction code scored 1 by the directional test (default: the largest code seen).
+        ordered: whether the feature's codes are ordered (binary or binned); else no directional test.
+    """
+    prediction = check_codes(prediction, name, "prediction")
+    feature = check_codes(feature, name, "feature", allow_missing=True)
+    label = check_codes(label, name, "label")
+    if not len(prediction) == len(feature) == len(label):
+        raise DataError(f"feature '{name}': {len(feature)} values for {len(prediction)} predictions and "
+                        f"{len(label)} labels; give one value per tested image")
     kx, ky, kz = (int(a.max()) + 1 if a.size else 1 for a in (prediction, feature, label))
     counts = contingency(prediction, feature, label, kx, max(ky, 1), kz)
     rng = np.random.default_rng(seed)
-    g, df = g_statistic(counts)
+    g, df = (float(v) for v in g_statistic(counts))
     n = int(counts.sum())
-    strata = int(sum(1 for t in counts if t.sum() > 0 and (t.sum(1) > 0).sum() > 1 and (t.sum(0) > 0).sum() > 1))
+    strata = int(sum(1 for t in counts if (t.sum(1) > 0).sum() > 1 and (t.sum(0) > 0).sum() > 1))
+    groups = int(sum(1 for t in counts if (t.sum(0) > 0).sum() > 1))
+    nan = float("nan")
     if df == 0:
-        how, p = "untestable", 1.0
-    elif method == "permutation" or (method == "auto" and is_sparse(counts)):
-        how, p = "permutation", permutation_pvalue(counts, permutations, rng)
-    else:
-        how, p = "asymptotic", float(stats.chi2.sf(g, df))
-    cmi = float(g / (2 * n * LN2)) if n else 0.0
-    low, high = bootstrap_cmi(counts, bootstrap, rng) if bootstrap and n else (float("nan"), float("nan"))
-    corrected = max(0.0, float((g - df) / (2 * n * LN2))) if n else 0.0
-    return UsageTest(float(g), int(df), p, how, cmi, corrected, low, high, n, int(missing.sum()), strata)
+        return UsageTest(g, 0, 1.0, "untestable", 0, 0.0 if n else nan, 0.0, nan, nan, 0, 0.0, 1.0, nan, n,
+                         int((feature < 0).sum()), strata, groups)
+    cap = max(int(max_permutations or permutations), int(permutations))
+    sparse = method == "permutation" or (method == "auto" and is_sparse(counts))
+    null = permutation_null(counts, cap if sparse else permutations, rng, first=permutations,
+                            hits=STOP_HITS if sparse else permutations + 1)
+    p = null.pvalue if sparse else float(stats.chi2.sf(g, df))
+    scale = 2 * n * LN2
+    low, high = cmi_interval(g, null.mean, null.var, n)
+    positive = kx - 1 if positive is None else int(positive)
+    direction, d_stat, d_p, odds = 0, nan, nan, nan
+    if ordered:
+        stat, d_pv, sign = mantel_test(counts, np.arange(kx) == positive, np.arange(counts.shape[-1]))
+        direction, d_stat, d_p = int(sign), float(stat), float(d_pv)
+        if counts.shape[-1] == 2:
+            odds = common_odds_ratio(counts, positive)
+    return UsageTest(g, int(df), float(p), "permutation" if sparse else "asymptotic", null.draws, g / scale,
+                     (g - null.mean) / scale, low, high, direction, d_stat, d_p, odds, n, int((feature < 0).sum()),
+                     strata, groups)

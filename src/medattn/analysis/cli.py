@@ -10,24 +10,24 @@ from rich.console import Console
 from rich.table import Table
 
 from medattn.errors import DataError
-from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS, PROBE_BOOTSTRAP
+from medattn.stats.resampling import PERMUTATIONS, PROBE_BOOTSTRAP
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def parse_epochs(text: str) -> list[int | str]:
-    """Epoch list from '5,10,final' (DataError for anything else)."""
+    """Epoch list from '5,10,best' ('final' is an alias of 'best'; DataError for anything else)."""
     out: list[int | str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part == "final":
-            out.append("final")
+        if part in ("best", "final"):
+            out.append("best")
         elif part.isdigit() and int(part) > 0:
             out.append(int(part))
         else:
-            raise DataError(f"--epochs: '{part}' is neither a positive epoch number nor 'final'; "
-                            "e.g. --epochs 5,10,final")
+            raise DataError(f"--epochs: '{part}' is neither a positive epoch number nor 'best' (the kept, "
+                            "best-validation weights); e.g. --epochs 5,10,best")
     if not out:
-        raise DataError("--epochs: empty; e.g. --epochs 5,10,final")
+        raise DataError("--epochs: empty; e.g. --epochs 5,10,best")
     return out
 
 
@@ -36,48 +36,72 @@ def features_command(
     features: Path = typer.Option(None, "--features", help="Extra features: a CSV with an id column (id, image_id, "
                                                             "case_num or isic_id) and one column per feature."),
     id_column: str = typer.Option(None, "--id-column", help="The id column of --features (default: found by name)."),
-    epochs: str = typer.Option("final", "--epochs", help="Comma list of saved epochs and/or 'final', e.g. 5,10,final."),
+    epochs: str = typer.Option("best", "--epochs", help="Comma list of saved epochs and/or 'best' (the kept, "
+                                                        "best-validation weights), e.g. 5,10,best."),
     split: str = typer.Option("test", "--split", help="Split whose predictions are tested."),
     prediction: str = typer.Option("class", "--prediction", help="What is tested: the predicted class, or the "
                                                                  "malignant-class probability in quartile bins "
                                                                  "(probability)."),
     correction: str = typer.Option("holm", "--correction", help="Across features: holm or bh (Benjamini-Hochberg)."),
     permutations: int = typer.Option(PERMUTATIONS, "--permutations", min=19,
-                                     help="Permutations when tables are sparse."),
-    bootstrap: int = typer.Option(CMI_BOOTSTRAP, "--bootstrap", min=0, help="Bootstrap resamples of the CMI interval."),
-    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Level for the 'used' mark in the summary."),
+                                     help="First batch of permutations (null mean of G); sparse tables draw up to "
+                                          "20 m / alpha for a family of m features."),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Level the corrected p-values are read at "
+                                                                        "(the 'used' mark; the permutation budget)."),
+    include_derived: bool = typer.Option(False, "--include-derived", help="Keep derived features (e.g. Derm7pt's "
+                                                                          "seven_point_score) in the family."),
 ) -> None:
     """Test which features each model's predictions use (H0: prediction independent of feature given label)."""
     from medattn.analysis.usage import FEATURES_DIR, USAGE_FILE, UsageOptions, usage_table
 
     opts = UsageOptions(epochs=parse_epochs(epochs), split=split, features_file=str(features) if features else None,
-                        id_column=id_column, correction=correction, permutations=permutations, bootstrap=bootstrap,
-                        prediction=prediction)
+                        id_column=id_column, correction=correction, permutations=permutations, alpha=alpha,
+                        include_derived=include_derived, prediction=prediction)
     table = usage_table(run_dir, opts, notify=lambda msg: console.print(f"notice: {msg}", highlight=False))
     print_usage_summary(table, alpha)
     console.print(f"usage table: {run_dir / FEATURES_DIR / USAGE_FILE} ({len(table)} rows)", highlight=False)
 
 
 def print_usage_summary(table, alpha: float) -> None:
-    """Print features x models: mean CMI (bits) over seeds, '*' where every seed rejects at `alpha` (corrected)."""
+    """Print features x models: mean corrected CMI (bits) over seeds, with marks for use, exclusion, one label group."""
     if table.empty:
         console.print("no runs to test")
         return
-    for (dataset, epoch), part in table.groupby(["dataset", "epoch"], sort=False):
-        grid = Table(title=f"{dataset}, epoch {epoch}: CMI(prediction; feature | label) in bits, mean over seeds "
-                           f"(* corrected p < {alpha} in every seed)")
+    label = "epoch_label" if "epoch_label" in table.columns else "epoch"
+    for (dataset, epoch), part in table.groupby(["dataset", label], sort=False):
+        grid = Table(title=f"{dataset}, {epoch}: corrected CMI(prediction; feature | label) in bits, mean over "
+                           f"seeds; * corrected p < {alpha} in every seed; +/- direction of the 1-df test "
+                           f"(positive-class predictions rise/fall with the feature) where p < {alpha}; "
+                           f"(1 group): feature varies within one label class only")
         grid.add_column("feature")
         models = list(dict.fromkeys(part["model"]))
         for m in models:
             grid.add_column(m, justify="right")
         for feature, rows in part.groupby("feature", sort=False):
-            cells = []
-            for m in models:
-                r = rows[rows["model"] == m]
-                mark = "*" if len(r) and (r["p_adjusted"] < alpha).all() else ""
-                cells.append(f"{r['cmi_bits'].mean():.4f}{mark}" if len(r) else "-")
-            grid.add_row(str(feature), *cells)
+            grid.add_row(_feature_name(feature, rows), *(_usage_cell(rows[rows["model"] == m], alpha) for m in models))
         console.print(grid)
+
+
+def _feature_name(feature: str, rows) -> str:
+    """The feature's row label with its exclusion and single-label-group marks."""
+    name = str(feature)
+    excluded = rows["excluded"].fillna("") if "excluded" in rows else None
+    if excluded is not None and (excluded != "").all():
+        name += f" ({excluded.iloc[0]}, not in family)"
+    if "single_label_group" in rows and rows["single_label_group"].astype(bool).any():
+        name += " (1 group)"
+    return name
+
+
+def _usage_cell(r, alpha: float) -> str:
+    """Mean corrected CMI over seeds with '*' when every seed rejects and the agreed direction sign."""
+    if not len(r):
+        return "-"
+    value = r["cmi_corrected_bits"].mean() if "cmi_corrected_bits" in r else r["cmi_bits"].mean()
+    mark = "*" if r["p_adjusted"].notna().all() and (r["p_adjusted"] < alpha).all() else ""
+    if "direction_pvalue" in r and (r["direction_pvalue"] < alpha).all() and r["direction"].nunique() == 1:
+        mark += "+" if int(r["direction"].iloc[0]) > 0 else "-"
+    return f"{value:+.4f}{mark}"
 
 
 def probe_command(

@@ -1,7 +1,9 @@
 """The `features:` block of a study spec: feature usage and shortcut probes run at the end of `medattn study run`.
 
     features:
-      epochs: [5, 10, final]       # saved checkpoints (train.save_epochs) and/or the final weights
+      epochs: [5, 10, best]        # saved checkpoints (train.save_epochs) and/or the kept (best-validation)
+                                   # weights; 'final' is accepted as an alias of 'best'
+      alpha: 0.05                  # level the corrected p-values are read at (sets the permutation budget)
       file: extra_features.csv     # optional CSV with an id column (as `medattn features --features`)
       correction: holm             # holm | bh, across the features of one run and epoch
       probes: [patch, ruler, ink]  # artefacts to insert (empty: no probes)
@@ -15,19 +17,20 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from medattn.schema import Strict
-from medattn.stats.resampling import CMI_BOOTSTRAP, PERMUTATIONS
+from medattn.stats.resampling import PERMUTATIONS
 
 
 class FeaturesSpec(Strict):
     """Which epochs, extra features, correction, probes and resampling sizes the feature analysis uses."""
 
-    epochs: list[int | Literal["final"]] = Field(default_factory=lambda: ["final"], min_length=1)
+    epochs: list[int | Literal["best", "final"]] = Field(default_factory=lambda: ["best"], min_length=1)
     file: str | None = None
     id_column: str | None = None
     correction: Literal["holm", "bh"] = "holm"
     probes: list[str] = Field(default_factory=list)
     permutations: int = Field(PERMUTATIONS, ge=19)
-    bootstrap: int = Field(CMI_BOOTSTRAP, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    include_derived: bool = False
 
     @field_validator("probes")
     @classmethod
@@ -43,7 +46,7 @@ class FeaturesSpec(Strict):
     @classmethod
     def _positive(cls, value: list) -> list:
         if any(isinstance(e, int) and e < 1 for e in value):
-            raise ValueError("epochs are positive numbers of saved checkpoints (train.save_epochs) or 'final'")
+            raise ValueError("epochs are positive numbers of saved checkpoints (train.save_epochs) or 'best'")
         return value
 
 
@@ -54,7 +57,7 @@ def run_feature_analysis(spec: FeaturesSpec, out_dir: Path) -> list[Path]:
 
     usage_table(out_dir, UsageOptions(epochs=spec.epochs, features_file=spec.file, id_column=spec.id_column,
                                       correction=spec.correction, permutations=spec.permutations,
-                                      bootstrap=spec.bootstrap))
+                                      alpha=spec.alpha, include_derived=spec.include_derived))
     written = [out_dir / FEATURES_DIR / USAGE_FILE]
     if spec.probes:
         probe_table(out_dir, ProbeOptions(artefacts=tuple(spec.probes)))
@@ -64,4 +67,4 @@ def run_feature_analysis(spec: FeaturesSpec, out_dir: Path) -> list[Path]:
 
 def unsaved_epochs(spec: FeaturesSpec, save_epochs: list[int]) -> list[int]:
     """The epochs `features.epochs` asks for that `train.save_epochs` does not save."""
-    return [e for e in spec.epochs if e != "final" and e not in save_epochs]
+    return [e for e in spec.epochs if isinstance(e, int) and e not in save_epochs]
