@@ -78,8 +78,13 @@ def parse_spec(text: str) -> DataSpec:
 
 def load_dataset(spec: str | DataSpec, ctx: LoadContext | None = None) -> ImageSet:
     """Load the ImageSet a spec string names."""
+    from medattn.data.shortcut import apply_shortcut, split_shortcut  # shortcut_* options work for every loader
+
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
-    return _LOADERS[parsed.kind](parsed, ctx or LoadContext.from_env())
+    ctx = ctx or LoadContext.from_env()
+    base, shortcut = split_shortcut(parsed, ctx)
+    data = _LOADERS[base.kind](base, ctx)
+    return data if shortcut is None else apply_shortcut(data, shortcut)
 
 
 def option(spec: DataSpec, key: str, default, cast=str, allowed: tuple | None = None):
