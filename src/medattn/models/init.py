@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch.nn as nn
 
 from medattn.errors import ModelError
 
+logger = logging.getLogger(__name__)
 SSL_ENCODER = "encoder.safetensors"  # what `medattn pretrain` writes in its run directory
 SSL_RECORD = "pretrain.json"  # beside it: backbone, stem, channels, image size, method, provenance
 _PREFIXES = ("module.", "model.", "backbone.", "encoder.")
@@ -182,6 +184,7 @@ def apply_init(model: nn.Module, init: str, plain: Callable[[], nn.Module] | Non
         report.loaded.append(key)
     report.unexpected = [k for k in source if k not in merged]
     model.load_state_dict({**target, **merged})
+    logger.info(report.summary())
     return report
 
 
