@@ -126,7 +126,7 @@ def admin_invite(request: Request, survey: SurveyDep, session: SessionDep,
             return True
 
     created = retrying(save)
-    session.expire_all()
+    session.rollback()  # end the read transaction: its snapshot predates the write
     if not created:
         return dashboard(request, survey, session, admin, 409, error="These invitations were already created (the "
                          "form was sent twice); their links were shown once. Create new ones below if needed.")

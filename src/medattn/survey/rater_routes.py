@@ -190,7 +190,7 @@ def rater_answer(request: Request, token: str, position: int, survey: SurveyDep,
             s.get(Rater, rater_id).last_seen = utcnow()
 
     retrying(save)
-    session.expire_all()
+    session.rollback()  # end the read transaction: its snapshot predates the write
     nxt = next_position(survey.order(rater), answered_numbers(session, rater), after=position)
     return RedirectResponse(f"/r/{token}/done" if nxt is None else f"/r/{token}/item/{nxt}", status_code=303)
 
