@@ -49,10 +49,41 @@ def test_insertion_uses_the_test_images_without_the_artefact_and_removal_those_w
     lacking = np.flatnonzero(test & (data.concepts["patch"].to_numpy() == 0))
     having = np.flatnonzero(test & (data.concepts["patch"].to_numpy() == 1))
     assert len(lacking) == 10 and len(having) == 8  # derm-synth n=120 seed 0: 18 test images, 8 with a patch
-    assert [(r["probe"], r["n"]) for r in rows] == [("insert", 10), ("remove", 8)]
-    clean, inserted, dirty, removed = calls
+    assert [(r["probe"], r["n"]) for r in rows] == [("insert", 10), ("remove", 8), ("sham", 10)]
+    clean, inserted, dirty, removed, sham = calls
     assert torch.equal(clean, data.images[lacking]) and torch.equal(dirty, data.images[having])
     assert (inserted != clean).flatten(1).any(1).all()  # a patch drawn into every image that lacked one
     outside = (data.artefact_masks["patch"][having] == 0)[:, None].expand_as(dirty)
     assert torch.equal(removed[outside], dirty[outside])  # removal touches only the patch's own pixels
     assert (removed != dirty).flatten(1).any(1).all()
+    # the sham arm inpaints patch-shaped regions of the clean images: pixels change, and only under some patch mask
+    changed = (sham != clean).any(1)
+    assert changed.flatten(1).any(1).float().mean() > 0.5
+    assert changed.sum() <= 10 * int(data.artefact_masks["patch"][having].flatten(1).sum(1).max())
+
+
+def test_zero_flips_in_60_images_have_an_exact_upper_bound_above_005():
+    from scipy.stats import beta
+
+    probs = np.tile([0.3, 0.7], (60, 1))
+    out = probe_effects(probs, probs.copy(), np.ones(60, int), positive=1, bootstrap=0, seed=0)
+    assert out["flip_rate"] == 0 and out["flip_rate_low"] == 0
+    assert out["flip_rate_high"] == pytest.approx(1 - 0.025 ** (1 / 60)) and out["flip_rate_high"] >= 0.05
+    three = probe_effects(probs, np.r_[np.tile([0.9, 0.1], (3, 1)), probs[3:]], np.ones(60, int), 1, 0, 0)
+    assert (three["flip_rate_low"], three["flip_rate_high"]) == pytest.approx((beta.ppf(0.025, 3, 58),
+                                                                              beta.ppf(0.975, 4, 57)))
+
+
+def test_the_run_seed_drives_the_artefact_placement():
+    data = generate_derm_synth(n=120, size=32, seed=0, artefacts=("patch",))
+    drawn: list[torch.Tensor] = []
+
+    def model_probs(images: torch.Tensor) -> np.ndarray:
+        drawn.append(images.clone())
+        return np.tile([0.5, 0.5], (len(images), 1))
+
+    opts = ProbeOptions(artefacts=("patch",), bootstrap=0, removal=False)
+    probe_run(model_probs, data, opts, seed=0)
+    probe_run(model_probs, data, opts, seed=0)
+    probe_run(model_probs, data, opts, seed=1)
+    assert torch.equal(drawn[1], drawn[3]) and not torch.equal(drawn[1], drawn[5])

@@ -136,18 +136,30 @@ def parse_colour(text: str | None) -> tuple[int, int, int] | None:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+def seed_summary(rows, column: str) -> str:
+    """'value [low, high]': the run's own interval for one seed, the t interval of the mean over several."""
+    from medattn.stats.interval import mean_t_interval
+
+    if len(rows) == 1:
+        r = rows.iloc[0]
+        return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
+    t = mean_t_interval(rows[column])
+    return f"{t.mean:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}]"
+
+
 def print_probe_summary(table) -> None:
     """Print one row per model x probe x artefact: flip rate, mean change of P(positive), balanced-accuracy change."""
     if table.empty:
         console.print("nothing to probe (no run, or no test image without the artefact)")
         return
-    grid = Table(title="shortcut probes: mean over seeds [min CI low, max CI high]")
+    grid = Table(title="shortcut probes: one seed: value [95% interval: exact for the flip rate, bootstrap over "
+                       "images otherwise]; several seeds: mean [t interval over seeds]; sham: inpainting of clean "
+                       "images, the control for remove")
     for col in ("dataset", "model", "probe", "artefact", "seeds", "flip rate", "delta P(positive)",
                 "delta balanced acc", "ID - OOD gap"):
         grid.add_column(col, justify="right" if col[0] in "fdsI" else "left")
     keys = ["dataset", "model", "probe", "artefact"]
     for key, rows in table.groupby(keys, sort=False):
-        cells = [f"{rows[c].mean():+.3f} [{rows[c + '_low'].min():+.3f}, {rows[c + '_high'].max():+.3f}]"
-                 for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
+        cells = [seed_summary(rows, c) for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
         grid.add_row(*map(str, key), str(len(rows)), *cells, f"{rows['ood_gap'].mean():+.3f}")
     console.print(grid)

@@ -8,10 +8,16 @@ right for the ruler), `scale` (size factor) or `colour` (RGB, patch and ink) are
 `ImageSet.artefact_masks` exist, i.e. derm-synth) fills the artefact's pixels from their surroundings by
 harmonic (diffusion) inpainting: masked pixels repeatedly take the mean of their 3 x 3 neighbours.
 
-Per model and probe: the prediction flip rate, the mean change of the positive-class probability and the
+Inpainting itself changes images (it smooths texture under the mask), so removal has a control: the `sham`
+arm inpaints the same-sized regions in images *without* the artefact (the artefact masks of images that have it,
+dealt at random to clean images). A removal flip rate near the sham's says the artefact did not matter.
+
+Per model and probe: the prediction flip rate with its exact Clopper-Pearson 95 % interval (statsmodels; zero
+flips in 60 images give [0, 0.060], not [0, 0]), the mean change of the positive-class probability and the
 balanced-accuracy change, each with a percentile bootstrap 95 % CI over images (`PROBE_BOOTSTRAP` resamples,
 vectorised); as in Bissoto et al. ("(De)constructing bias on skin lesion datasets", CVPR-W 2019) and the
-shortcut tests of Geirhos et al. 2020, a model that ignores the artefact flips few predictions.
+shortcut tests of Geirhos et al. 2020, a model that ignores the artefact flips few predictions. The artefacts'
+random placement and look are drawn from the probe seed *and the run's seed*, so every run sees its own draw.
 """
 
 from __future__ import annotations
@@ -144,9 +150,19 @@ def balanced_accuracy(pred: np.ndarray, label: np.ndarray, classes: int) -> np.n
         return np.nanmean(np.where(support > 0, correct / np.maximum(support, 1), np.nan), -1)
 
 
+def flip_interval(flips: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact Clopper-Pearson interval of a flip rate (statsmodels' proportion_confint, method 'beta')."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n == 0:
+        return float("nan"), float("nan")
+    low, high = proportion_confint(flips, n, alpha=1 - level, method="beta")
+    return float(low), float(high)
+
+
 def probe_effects(before: np.ndarray, after: np.ndarray, label: np.ndarray, positive: int, bootstrap: int,
                   seed: int) -> dict[str, float]:
-    """Flip rate, mean change of P(positive) and balanced-accuracy change, each with a bootstrap 95 % CI."""
+    """Flip rate (exact interval), mean change of P(positive) and balanced-accuracy change (bootstrap 95 % CIs)."""
     classes = before.shape[1]
     p0, p1 = before.argmax(1), after.argmax(1)
     rng = np.random.default_rng(seed)
@@ -157,11 +173,23 @@ def probe_effects(before: np.ndarray, after: np.ndarray, label: np.ndarray, posi
     boot_bacc = balanced_accuracy(p1[idx], label[idx], classes) - balanced_accuracy(p0[idx], label[idx], classes)
     out = {"n": int(len(label)), "flip_rate": float(flips.mean()), "delta_positive_prob": float(delta.mean()),
            "delta_balanced_accuracy": float(bacc)}
-    for key, boot in (("flip_rate", flips[idx].mean(1)), ("delta_positive_prob", delta[idx].mean(1)),
-                      ("delta_balanced_accuracy", boot_bacc)):
+    out["flips"] = int(flips.sum())
+    out["flip_rate_low"], out["flip_rate_high"] = flip_interval(int(flips.sum()), len(label))
+    for key, boot in (("delta_positive_prob", delta[idx].mean(1)), ("delta_balanced_accuracy", boot_bacc)):
         low, high = np.quantile(boot, [0.025, 0.975]) if len(boot) else (np.nan, np.nan)
         out[f"{key}_low"], out[f"{key}_high"] = float(low), float(high)
     return out
+
+
+def run_seed(probe_seed: int, run: int, artefact: int) -> int:
+    """The seed of one run's artefact draw: the probe seed, the run's seed and the artefact's position mixed."""
+    return int(np.random.SeedSequence([probe_seed, run, artefact]).generate_state(1)[0])
+
+
+def sham_masks(masks: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """`count` artefact masks dealt at random (with replacement) from `masks`, for the sham inpainting arm."""
+    pick = np.random.default_rng(seed).integers(0, len(masks), count)
+    return masks[torch.from_numpy(pick)]
 
 
 def probe_images(data: ImageSet, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -183,19 +211,24 @@ def probe_run(model_probs, data: ImageSet, opts: ProbeOptions, seed: int) -> lis
         if data.in_chans != 3:
             raise DataError(f"{data.source}: artefact insertion draws RGB artefacts; this dataset has "
                             f"{data.in_chans} channel(s)")
+        draw = run_seed(opts.seed, seed, k)
+        before_clean = model_probs(data.images[without]) if len(without) else None
         if len(without):
-            clean = data.images[without]
-            before = model_probs(clean)
-            after = model_probs(insert_artefact(clean, name, seed=opts.seed + k, position=opts.position,
+            after = model_probs(insert_artefact(data.images[without], name, seed=draw, position=opts.position,
                                                 scale=opts.scale, colour=opts.colour))
             rows.append({"probe": "insert", "artefact": name,
-                         **probe_effects(before, after, labels[without], positive, opts.bootstrap, opts.seed)})
+                         **probe_effects(before_clean, after, labels[without], positive, opts.bootstrap, draw)})
         if opts.removal and len(with_it) and name in data.artefact_masks:
             dirty = data.images[with_it]
+            masks = data.artefact_masks[name][with_it]
             before = model_probs(dirty)
-            after = model_probs(remove_artefact(dirty, data.artefact_masks[name][with_it]))
+            after = model_probs(remove_artefact(dirty, masks))
             rows.append({"probe": "remove", "artefact": name,
-                         **probe_effects(before, after, labels[with_it], positive, opts.bootstrap, opts.seed)})
+                         **probe_effects(before, after, labels[with_it], positive, opts.bootstrap, draw)})
+            if len(without):  # the control: inpaint artefact-shaped regions of clean images
+                after = model_probs(remove_artefact(data.images[without], sham_masks(masks, len(without), draw)))
+                rows.append({"probe": "sham", "artefact": name,
+                             **probe_effects(before_clean, after, labels[without], positive, opts.bootstrap, draw)})
     return rows
 
 

@@ -1,10 +1,13 @@
 """Report sections "Feature usage" and "Shortcut probes", built from RUN_DIR/features/ (see medattn.analysis).
 
-Feature usage: a models x features heatmap of the conditional mutual information (bits) at the final weights,
-marked where the corrected p-value is below 0.05 in every seed; usage curves over the saved epochs; for each
-attention variant vs its plain backbone, the per-feature CMI difference paired over seeds (paired t-test of
-`medattn.stats.paired_t`, which gives constant differences their exact sign-flip p; Holm across features); and,
-where ABCD features exist, their distribution per class. Shortcut probes: flip rate, change of the positive-class
+Feature usage: a models x features heatmap of the bias-corrected conditional mutual information (bits) at the
+kept (best-validation) weights, marked where the corrected p-value is below 0.05 in every seed; a table with the
+per-seed interval (one seed) or the t interval over seeds, the direction of the 1-df test, and marks for
+features outside the correction's family and features that vary within one label group only; usage curves over
+the saved epochs; for each attention variant vs its plain backbone, the per-feature difference of corrected CMI
+paired over seeds (paired t-test of `medattn.stats.paired_t`, which gives constant differences their exact
+sign-flip p; Holm across features) with a verdict; and, where ABCD features exist, their distribution per class.
+Shortcut probes: flip rate, change of the positive-class
 probability and of balanced accuracy per model and artefact, beside the ID - OOD gap.
 """
 
@@ -21,10 +24,12 @@ from medattn.report.registry import DATASET_SECTIONS
 from medattn.rundir import layout
 from medattn.rundir.table import model_roles, plain_references
 from medattn.stats.correction import holm
+from medattn.stats.interval import mean_t_interval
 from medattn.stats.paired import paired_t
 
 ALPHA = 0.05
 MAX_CURVE_FEATURES = 6
+KEPT = ("best", "final")  # the kept weights ('final' in usage tables written before it was named 'best')
 
 
 def _read(ctx: ReportContext, name: str) -> pd.DataFrame | None:
@@ -42,34 +47,54 @@ def feature_usage_section(ctx: ReportContext, dataset: str) -> Section | None:
     usage["epoch"] = usage["epoch"].astype(str)
     section = Section("Feature usage")
     correction = usage["correction"].iloc[0] if "correction" in usage else "holm"
+    value = "cmi_corrected_bits" if "cmi_corrected_bits" in usage else "cmi_bits"
+    usage["value"] = usage[value]
     section.add(Paragraph(
         "Does a model's prediction depend on a feature beyond the true label? Per model, seed and feature: the "
         "conditional G-test of H0: predicted class independent of feature given label (Reimers et al. 2020), "
-        "with a within-label permutation test when the table is sparse; p-values corrected across features "
-        f"({correction}); effect size: conditional mutual information (CMI, bits). Continuous features are "
-        "binned in quartiles. `*`: corrected p < 0.05 in every seed."))
-    final = usage[usage["epoch"] == "final"] if (usage["epoch"] == "final").any() else usage
-    section.add(FigureBlock(f"feature-usage-{dataset}", _heatmap(final), f"CMI (bits) of each model x feature on "
-                                                                        f"{dataset}, mean over seeds"))
-    section.add(_usage_table(final))
-    epochs = [e for e in usage["epoch"].unique() if e != "final"]
+        "with a within-label permutation test when the table is sparse, and a 1-df Mantel (CMH) test of a "
+        f"common direction; p-values corrected across the testable features of a run ({correction}). Effect "
+        "size: conditional mutual information (CMI, bits) corrected for its upward bias (0 on average when the "
+        "feature is not used; it can be negative), with a 95 % interval. Continuous features are binned by "
+        "quartiles of the training split. `*`: corrected p < 0.05 in every seed."))
+    section.add(Paragraph(
+        "What 'used' means: the prediction is associated with the feature among images of the same class. It "
+        "does not show that the model looks at the feature: a feature that tracks the model's errors (e.g. "
+        "diagnostic difficulty) or another cause of the label is flagged too. The shortcut probes below are the "
+        "interventional check. A feature that varies within one label class only (marked 'one label group') "
+        "is tested on that class alone; derived features (computed from other features) and untestable ones are "
+        "listed but left out of the correction's family."))
+    kept = usage[usage["epoch"].isin(KEPT)] if usage["epoch"].isin(KEPT).any() else usage
+    name = _kept_name(kept)
+    section.add(FigureBlock(f"feature-usage-{dataset}", _heatmap(kept), f"Corrected CMI (bits) of each model x "
+                                                                       f"feature on {dataset} at {name}, mean "
+                                                                       f"over seeds"))
+    section.add(_usage_table(kept))
+    epochs = [e for e in usage["epoch"].unique() if e not in KEPT]
     if epochs:
         section.add(FigureBlock(f"feature-usage-curves-{dataset}", _curves(usage),
-                                "CMI (bits) vs saved epoch, mean over seeds (most used features)"))
-    paired = _attention_vs_plain(final, plain_references(model_roles(ctx.results[ctx.results["dataset"] == dataset])))
+                                "Corrected CMI (bits) vs saved epoch, mean over seeds (most used features; the "
+                                "last point is the kept, best-validation epoch)"))
+    paired = _attention_vs_plain(kept, plain_references(model_roles(ctx.results[ctx.results["dataset"] == dataset])))
     if paired is not None:
-        section.add(Paragraph("Does attention change which features are used? Per attention variant, the CMI "
-                              "difference to its plain backbone, paired by seed (paired t-test, Holm across "
-                              "features):"), paired)
+        section.add(Paragraph("Does attention change which features are used? Per attention variant, the "
+                              "difference of corrected CMI to its plain backbone on the same test images, paired "
+                              "by seed (paired t-test, Holm across features):"), paired)
     abcd = _read(ctx, layout.abcd_name(dataset))
     if abcd is not None:
         section.add(*_abcd_blocks(abcd, dataset))
     return section
 
 
+def _kept_name(table: pd.DataFrame) -> str:
+    """'best (epoch 5)' when every run kept the same epoch, else 'the best-validation epoch of each run'."""
+    labels = set(table["epoch_label"]) if "epoch_label" in table else set()
+    return next(iter(labels)) if len(labels) == 1 else "the best-validation epoch of each run"
+
+
 def _heatmap(table: pd.DataFrame) -> Figure:
-    """Models x features heatmap of mean CMI with '*' where every seed's corrected p < ALPHA."""
-    cmi = table.pivot_table(index="model", columns="feature", values="cmi_bits", aggfunc="mean")
+    """Models x features heatmap of mean corrected CMI with '*' where every seed's corrected p < ALPHA."""
+    cmi = table.pivot_table(index="model", columns="feature", values="value", aggfunc="mean")
     used = table.assign(sig=table["p_adjusted"] < ALPHA).pivot_table(index="model", columns="feature",
                                                                      values="sig", aggfunc="all")
     fig = Figure(figsize=(max(4.0, 0.55 * cmi.shape[1] + 2), max(2.0, 0.45 * cmi.shape[0] + 1.2)),
@@ -82,21 +107,52 @@ def _heatmap(table: pd.DataFrame) -> Figure:
         for j in range(cmi.shape[1]):
             if bool(used.iloc[i, j]):
                 ax.text(j, i, "*", ha="center", va="center", color="white", fontsize=11)
-    fig.colorbar(image, ax=ax, label="CMI (bits)")
+    fig.colorbar(image, ax=ax, label="corrected CMI (bits)")
     return fig
 
 
+def _interval(part: pd.DataFrame) -> str:
+    """One seed: its test-inversion interval; several: the t interval of the mean over seeds."""
+    if len(part) == 1 and "cmi_low" in part:
+        return f"[{part['cmi_low'].iloc[0]:.4f}, {part['cmi_high'].iloc[0]:.4f}]"
+    t = mean_t_interval(part["value"])
+    return f"[{t.ci_low:.4f}, {t.ci_high:.4f}] (seeds)" if np.isfinite(t.ci_low) else "-"
+
+
+def _direction(part: pd.DataFrame) -> str:
+    """'+' / '-' when the 1-df test rejects at ALPHA in every seed in one direction (with the MH odds ratio)."""
+    if "direction_pvalue" not in part or part["direction"].nunique() != 1:
+        return ""
+    if not (part["direction_pvalue"] < ALPHA).all():
+        return ""
+    sign = "+" if int(part["direction"].iloc[0]) > 0 else "-"
+    odds = part["common_odds_ratio"].median() if "common_odds_ratio" in part else np.nan
+    return f"{sign} (OR {odds:.2g})" if np.isfinite(odds) else sign
+
+
+def _feature_label(feature: str, part: pd.DataFrame) -> str:
+    """The feature's name with its family and label-group marks."""
+    notes = []
+    if "excluded" in part and part["excluded"].notna().all() and (part["excluded"].astype(str) != "").all():
+        notes.append(f"{part['excluded'].iloc[0]}, not in family")
+    if "single_label_group" in part and part["single_label_group"].astype(bool).any():
+        notes.append("one label group")
+    return f"{feature} ({'; '.join(notes)})" if notes else str(feature)
+
+
 def _usage_table(table: pd.DataFrame) -> Table:
-    """Per model and feature: mean CMI with the widest bootstrap CI, seeds significant / seeds, median n."""
+    """Per model and feature: mean corrected CMI, its interval, direction, largest corrected p, n, missing."""
     rows = []
     for (model, feature), part in table.groupby(["model", "feature"], sort=False):
-        rows.append((model, feature, f"{part['cmi_bits'].mean():.4f}",
-                     f"[{part['cmi_low'].min():.4f}, {part['cmi_high'].max():.4f}]",
-                     f"{int((part['p_adjusted'] < ALPHA).sum())}/{len(part)}",
-                     fmt.pvalue(part['p_adjusted'].max(), ALPHA),
+        p = part["p_adjusted"]
+        rows.append((model, _feature_label(feature, part), f"{part['value'].mean():+.4f}", _interval(part),
+                     _direction(part), fmt.pvalue(p.max(), ALPHA) if p.notna().all() else "-", str(len(part)),
                      f"{int(part['n'].median())}", f"{int(part['n_missing'].max())}"))
-    return Table(("model", "feature", "CMI (bits)", "95% CI (bootstrap)", "used (seeds)", "max corrected p", "n",
-                  "missing"), tuple(rows), ("l", "l", "r", "r", "r", "r", "r", "r"))
+    return Table(("model", "feature", "corrected CMI (bits)", "95% interval", "direction (1-df test)",
+                  "largest corrected p", "seeds", "n", "missing"), tuple(rows),
+                 ("l", "l", "r", "r", "l", "r", "r", "r", "r"),
+                 caption="direction: + when positive-class predictions rise with the feature at a fixed label, - "
+                         "when they fall (Mantel test p < 0.05 in every seed; OR: Mantel-Haenszel common odds ratio)")
 
 
 def _curves(usage: pd.DataFrame) -> Figure:
@@ -104,24 +160,24 @@ def _curves(usage: pd.DataFrame) -> Figure:
     usage = usage.assign(step=pd.to_numeric(usage["epoch"], errors="coerce"))
     last = usage["step"].max()
     usage.loc[usage["step"].isna(), "step"] = last + 1 if pd.notna(last) else 1
-    top = usage.groupby("feature")["cmi_bits"].mean().nlargest(MAX_CURVE_FEATURES).index
+    top = usage.groupby("feature")["value"].mean().nlargest(MAX_CURVE_FEATURES).index
     fig = Figure(figsize=(8, 3.2), layout="constrained")
     axes = fig.subplots(1, len(top), sharey=True, squeeze=False)[0]
     for ax, feature in zip(axes, top, strict=True):
         part = usage[usage["feature"] == feature]
         for model, rows in part.groupby("model"):
-            mean = rows.groupby("step")["cmi_bits"].mean()
+            mean = rows.groupby("step")["value"].mean()
             ax.plot(mean.index, mean.to_numpy(), marker="o", label=model)
         ax.set_title(feature, fontsize=8)
-        ax.set_xlabel("epoch (last = final)", fontsize=7)
-    axes[0].set_ylabel("CMI (bits)")
+        ax.set_xlabel("epoch (last = best)", fontsize=7)
+    axes[0].set_ylabel("corrected CMI (bits)")
     axes[-1].legend(fontsize=6)
     return fig
 
 
 def _attention_vs_plain(table: pd.DataFrame, plain_of: dict[str, str]) -> Table | None:
-    """Per attention model and feature: mean paired CMI difference to its planned plain model (``plain_of``),
-    paired t-test p (Holm)."""
+    """Per attention model and feature: mean paired difference of corrected CMI to its planned plain model
+    (``plain_of``), paired t-test p (Holm) and a verdict."""
     rows = []
     for model, part in table[table["model"].isin(list(plain_of))].groupby("model", sort=False):
         base = table[table["model"] == plain_of[model]]
@@ -130,16 +186,25 @@ def _attention_vs_plain(table: pd.DataFrame, plain_of: dict[str, str]) -> Table 
         pairs = part.merge(base, on=["feature", "seed"], suffixes=("", "_plain"))
         found = []
         for feature, p in pairs.groupby("feature", sort=False):
-            d = p["cmi_bits"].to_numpy(float) - p["cmi_bits_plain"].to_numpy(float)
+            d = p["value"].to_numpy(float) - p["value_plain"].to_numpy(float)
             diff = paired_t(d[~np.isnan(d)])
             found.append([model, base["model"].iloc[0], feature, diff.n, float(diff.mean), float(diff.p)])
         adjusted = holm([r[-1] for r in found]) if found else []
-        rows += [(m, b, f, str(n), f"{d:+.4f}", fmt.pvalue(p, ALPHA), fmt.pvalue(a, ALPHA))
+        rows += [(m, b, f, str(n), f"{d:+.4f}", fmt.pvalue(p, ALPHA), fmt.pvalue(a, ALPHA), _verdict(m, d, a))
                  for (m, b, f, n, d, p), a in zip(found, adjusted, strict=True)]
     if not rows:
         return None
-    return Table(("attention model", "plain backbone", "feature", "seeds", "CMI difference", "p", "p (Holm)"),
-                 tuple(rows), ("l", "l", "l", "r", "r", "r", "r"))
+    return Table(("attention model", "plain backbone", "feature", "seeds", "corrected CMI difference", "p",
+                  "p (Holm)", "verdict"), tuple(rows), ("l", "l", "l", "r", "r", "r", "r", "l"))
+
+
+def _verdict(model: str, diff: float, p_holm: float) -> str:
+    """A sentence on the paired difference: more / less usage at ALPHA (Holm), or no detectable difference."""
+    if not np.isfinite(p_holm):
+        return "not testable (fewer than 2 paired seeds)"
+    if p_holm < ALPHA:
+        return f"{model} uses it {'more' if diff > 0 else 'less'}"
+    return "no detectable difference"
 
 
 def _abcd_blocks(abcd: pd.DataFrame, dataset: str) -> list:
@@ -171,17 +236,27 @@ def shortcut_probe_section(ctx: ReportContext, dataset: str) -> Section | None:
     probes = probes[probes["dataset"] == dataset]
     rows = []
     for (model, probe, artefact), part in probes.groupby(["model", "probe", "artefact"], sort=False):
-        cells = [f"{part[c].mean():+.3f} [{part[c + '_low'].min():+.3f}, {part[c + '_high'].max():+.3f}]"
-                 for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
+        cells = [_seed_summary(part, c) for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
         rows.append((model, probe, artefact, str(len(part)), *cells, f"{part['ood_gap'].mean():+.3f}"))
     table = Table(("model", "probe", "artefact", "seeds", "flip rate", "change of P(positive)",
                    "change of balanced accuracy", "ID - OOD gap"), tuple(rows), ("l", "l", "l", *("r",) * 5),
-                  caption="mean over seeds [smallest lower, largest upper 95% bootstrap bound over seeds]")
+                  caption="one seed: value [95% interval: exact Clopper-Pearson for the flip rate, bootstrap over "
+                          "images otherwise]; several seeds: mean [95% t interval over seeds]")
     return Section("Shortcut probes").add(Paragraph(
         "An artefact drawn with derm-synth's renderer is inserted into test images that lack it (insert), or "
-        "filled in from its surroundings where artefact masks exist (remove). A model that ignores the artefact "
-        "flips few predictions; the balanced-accuracy gap between the in-distribution and the OOD test split "
-        "is shown beside it."), table)
+        "filled in from its surroundings where artefact masks exist (remove). Inpainting alone changes images, so "
+        "the sham arm inpaints artefact-shaped regions of clean images: a removal flip rate near the sham's says "
+        "the artefact itself did not matter. A model that ignores the artefact flips few predictions; the "
+        "balanced-accuracy gap between the in-distribution and the OOD test split is shown beside it."), table)
+
+
+def _seed_summary(part: pd.DataFrame, column: str) -> str:
+    """'value [low, high]': one seed's own interval, or the mean over seeds with its t interval."""
+    if len(part) == 1:
+        r = part.iloc[0]
+        return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
+    t = mean_t_interval(part[column])
+    return f"{t.mean:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}]"
 
 
 DATASET_SECTIONS.register("feature-usage", feature_usage_section, after="out-of-distribution")
