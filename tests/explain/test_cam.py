@@ -60,7 +60,7 @@ def test_gradcam_on_medattn_models_matches_library(backbone, attention, size):
 def test_target_layer_avoids_a_one_by_one_stage():
     model = build_model("resnet18", "none", image_size=32, small_stem=False)
     assert target_layer(model, "resnet18").name == "layer4"
-    assert target_layer(model, "resnet18", 32).name == "layer3"  # layer4 is 1 x 1 at 32 px with the stride-4 stem
+    assert target_layer(model, "resnet18", 32).name == "layer1"  # 8, 4, 2, 1 cells at 32 px with the stride-4 stem
     vit = build_model("vit_tiny", "none", image_size=32)
     assert target_layer(vit, "vit_tiny", 32).name == "blocks.11.norm1"
 

@@ -38,10 +38,12 @@ class CamMethod:
     class_specific: bool = True
 
 
-def scale_maps(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """ReLU, min-max scale each map, resize bilinearly to `size`, then again ReLU and min-max (as pytorch-grad-cam)."""
+def scale_maps(cam: torch.Tensor, size: tuple[int, int], upsample: str = "bilinear") -> torch.Tensor:
+    """ReLU, min-max scale each map, resize to `size` (bilinear as pytorch-grad-cam, or nearest: the grid's cells
+    as plateaus), then again ReLU and min-max."""
     cam = _minmax(cam.clamp_min(0))
-    cam = F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    options = {"align_corners": False} if upsample == "bilinear" else {}
+    cam = F.interpolate(cam[:, None], size=size, mode=upsample, **options)[:, 0]
     return _minmax(cam.clamp_min(0))
 
 
@@ -81,7 +83,7 @@ def grad_cam(model: nn.Module, layer: TargetLayer, x: torch.Tensor, classes: tor
     """Grad-CAM: activations weighted by the spatial mean of their gradients."""
     act, grad, _ = activations_and_gradients(model, layer, x, classes)
     cam = (grad.mean(dim=(2, 3), keepdim=True) * act).sum(1)
-    return scale_maps(cam, x.shape[-2:])
+    return scale_maps(cam, x.shape[-2:], layer.upsample)
 
 
 def grad_cam_pp(model: nn.Module, layer: TargetLayer, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -92,13 +94,13 @@ def grad_cam_pp(model: nn.Module, layer: TargetLayer, x: torch.Tensor, classes: 
     alpha = g2 / (2 * g2 + act.sum(dim=(2, 3), keepdim=True) * g3 + 1e-6)
     alpha = torch.where(grad != 0, alpha, torch.zeros_like(alpha))
     weights = (grad.clamp_min(0) * alpha).sum(dim=(2, 3), keepdim=True)
-    return scale_maps((weights * act).sum(1), x.shape[-2:])
+    return scale_maps((weights * act).sum(1), x.shape[-2:], layer.upsample)
 
 
 def layer_cam(model: nn.Module, layer: TargetLayer, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """LayerCAM: activations weighted element-wise by their positive gradients."""
     act, grad, _ = activations_and_gradients(model, layer, x, classes)
-    return scale_maps((grad.clamp_min(0) * act).sum(1), x.shape[-2:])
+    return scale_maps((grad.clamp_min(0) * act).sum(1), x.shape[-2:], layer.upsample)
 
 
 def _layer_output(model: nn.Module, layer: TargetLayer, x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +132,7 @@ def score_cam(model: nn.Module, layer: TargetLayer, x: torch.Tensor, classes: to
             logits = model(masked[start:start + chunk])
             scores.append(logits.gather(1, target[start:start + chunk, None])[:, 0].float())
     weights = torch.cat(scores).view(b, c).softmax(-1)
-    return scale_maps((weights[..., None, None] * act).sum(1), x.shape[-2:])
+    return scale_maps((weights[..., None, None] * act).sum(1), x.shape[-2:], layer.upsample)
 
 
 def eigen_cam(model: nn.Module, layer: TargetLayer, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

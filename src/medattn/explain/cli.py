@@ -25,6 +25,13 @@ def explain_command(
     seed: int = typer.Option(0, help="Seed of the sample draw."),
     faithfulness: bool = typer.Option(True, help="Deletion / insertion AUC."),
     randomisation: bool = typer.Option(True, help="Model-randomisation sanity check."),
+    layer: str = typer.Option("auto", help="CAM target layer: auto (the deepest stage with a grid of at least "
+                                           "--min-grid) or a module name (layer3, layer2.1.conv2)."),
+    upsample: str = typer.Option("bilinear", help="How CAM grids become pixels: bilinear or nearest."),
+    min_grid: int = typer.Option(5, help="Smallest grid side a CAM layer may have (coarser: refused unless "
+                                         "--force-layer)."),
+    force_layer: bool = typer.Option(False, help="Accept a --layer coarser than --min-grid; its scores carry a "
+                                                 "warning."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
 ) -> None:
     """Explain every final run on one shared sample: CAMs, attention maps, rollout; score them; write the store."""
@@ -33,12 +40,13 @@ def explain_command(
 
     values = {"split": split, "samples": samples, "methods": [m.strip() for m in methods.split(",") if m.strip()],
               "runs": runs, "seed": seed, "faithfulness": faithfulness, "randomisation": randomisation,
+              "layer": layer, "upsample": upsample, "min_grid": min_grid, "force_layer": force_layer,
               "device": device}
     try:
         spec = ExplainSpec(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise SpecError(f"--{err['loc'][0]}: {err['msg'].removeprefix('Value error, ')} "
+        raise SpecError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].removeprefix('Value error, ')} "
                         f"(got {values.get(err['loc'][0])!r})") from None
     result = explain_study(run_dir, spec)
     for note in dict.fromkeys(result.notes):

@@ -74,6 +74,8 @@ def auc(curves: torch.Tensor) -> torch.Tensor:
 
 def deletion_insertion(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, classes: torch.Tensor,
                        steps: int = DEFAULT_STEPS, baseline: Baseline = "blur") -> dict[str, torch.Tensor]:
-    """(B,) deletion AUC (lower is more faithful) and insertion AUC (higher is more faithful)."""
+    """(B,) deletion AUC (lower is more faithful), insertion AUC (higher is more faithful) and insertion gain =
+    insertion AUC - p(start image) (higher is more faithful; removes the start level, which differs by model)."""
     deletion, insertion = perturbation_curves(model, x, maps, classes, steps, baseline)
-    return {"deletion_auc": auc(deletion), "insertion_auc": auc(insertion)}
+    return {"deletion_auc": auc(deletion), "insertion_auc": auc(insertion),
+            "insertion_gain": auc(insertion) - insertion[:, 0]}

@@ -12,12 +12,14 @@ import torch.nn as nn
 from medattn.explain.attention_maps import attention_maps, rollout
 from medattn.explain.cam import CAM_METHODS
 from medattn.explain.spec import ExplainSpec
-from medattn.explain.targets import MIN_GRID, target_layer
+from medattn.explain.targets import ATTENTION_MIN_GRID, MIN_GRID, target_layer
 
 
 @dataclass
 class MapSet:
-    """(N, H, W) maps of one method / layer / target for every sample image, and the class each one explains."""
+    """(N, H, W) maps of one method / layer / target for every sample image, the class each one explains, the
+    grid the maps were upsampled from (the shorter side; the image size for pixel-resolution methods) and whether
+    that grid is below the minimum (scores then carry a warning)."""
 
     method: str
     layer: str
@@ -25,6 +27,8 @@ class MapSet:
     maps: torch.Tensor
     classes: torch.Tensor
     scored: bool = True  # the map set the scores use (attention: the deepest module only)
+    grid: int = 0
+    coarse: bool = False
 
 
 @dataclass
@@ -48,20 +52,31 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def cam_sets(model: nn.Module, backbone: str, x: torch.Tensor, targets: dict[str, torch.Tensor],
-             methods: list[str], batch_size: int) -> list[MapSet]:
-    """One MapSet per (CAM method, target), on the backbone's target layer."""
-    layer = target_layer(model, backbone, x.shape[-1], x.shape[1])
+             methods: list[str], batch_size: int, layer: str = "auto", min_grid: int = MIN_GRID,
+             force_layer: bool = False, upsample: str = "bilinear") -> list[MapSet]:
+    """One MapSet per (CAM method, target), on the chosen target layer (targets.target_layer)."""
+    wanted = [m for m in methods if m in CAM_METHODS]
+    if not wanted:
+        return []
+    chosen = target_layer(model, backbone, x.shape[-1], x.shape[1], layer, min_grid, force_layer, upsample)
     sets = []
-    for name in [m for m in methods if m in CAM_METHODS]:
+    for name in wanted:
         compute = CAM_METHODS[name].compute
         for target, classes in targets.items():
-            maps = torch.cat([compute(model, layer, x[s], classes[s]) for s in _chunks(x, batch_size)])
-            sets.append(MapSet(name, layer.name, target, maps, classes))
+            maps = torch.cat([compute(model, chosen, x[s], classes[s]) for s in _chunks(x, batch_size)])
+            sets.append(MapSet(name, chosen.name, target, maps, classes, grid=chosen.grid, coarse=chosen.coarse))
     return sets
 
 
+def spec_cam_sets(model: nn.Module, backbone: str, x: torch.Tensor, targets: dict[str, torch.Tensor],
+                  spec: ExplainSpec) -> list[MapSet]:
+    """cam_sets with the layer, minimum grid and upsampling of `spec`."""
+    return cam_sets(model, backbone, x, targets, spec.methods, spec.batch_size, spec.layer, spec.min_grid,
+                    spec.force_layer, spec.upsample)
+
+
 def own_attention_sets(model: nn.Module, x: torch.Tensor, predicted: torch.Tensor, methods: list[str],
-                       batch_size: int) -> tuple[list[MapSet], list[str]]:
+                       batch_size: int, min_grid: int = MIN_GRID) -> tuple[list[MapSet], list[str]]:
     """MapSets of the model's attention modules (target 'predicted') and its rollout, plus what did not apply."""
     want_attention, want_rollout = "attention" in methods, "rollout" in methods
     if not (want_attention or want_rollout):
@@ -83,10 +98,10 @@ def own_attention_sets(model: nn.Module, x: torch.Tensor, predicted: torch.Tenso
             notes.append("attention: n/a (no spatial attention map: plain CNN or channel-only mechanism)")
         names = list(per_layer)
         # scored: the deepest module whose map is at least 2 x 2 (a 1 x 1 gate is constant)
-        deepest = next((n for n in reversed(names) if grids[n] >= MIN_GRID), names[-1] if names else None)
+        deepest = next((n for n in reversed(names) if grids[n] >= ATTENTION_MIN_GRID), names[-1] if names else None)
         for name in names:
             sets.append(MapSet("attention", name, "predicted", torch.cat(per_layer[name]), predicted,
-                               scored=name == deepest))
+                               scored=name == deepest, grid=grids[name], coarse=grids[name] < min_grid))
     if want_rollout:
         if rolled:
             sets.append(MapSet("rollout", "", "predicted", torch.cat(rolled), predicted))
@@ -103,8 +118,8 @@ def explain_model(model: nn.Module, backbone: str, x: torch.Tensor, labels: torc
     targets = {"predicted": predicted, "true": labels.to(x.device)}
     targets = {t: targets[t] for t in spec.targets}
     run = RunMaps(probs, predicted)
-    run.sets += cam_sets(model, backbone, x, targets, spec.methods, spec.batch_size)
-    sets, notes = own_attention_sets(model, x, predicted, spec.methods, spec.batch_size)
+    run.sets += spec_cam_sets(model, backbone, x, targets, spec)
+    sets, notes = own_attention_sets(model, x, predicted, spec.methods, spec.batch_size, spec.min_grid)
     run.sets += sets
     run.notes += notes
     return run

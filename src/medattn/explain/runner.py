@@ -18,6 +18,7 @@ from medattn.explain.maps import explain_model, index_table
 from medattn.explain.sample import Sample, draw_sample, write_sample
 from medattn.explain.scoring import score_run
 from medattn.explain.spec import ExplainSpec
+from medattn.explain.summary import metric_summary
 from medattn.rundir import layout, writer
 from medattn.rundir.reader import load_run, relative_path
 
@@ -157,5 +158,8 @@ def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | 
         columns=list(store.SCORES_COLUMNS))
     writer.write_table(out / store.RUNS_FILE, result.runs)
     writer.write_table(out / store.SCORES_FILE, result.scores)
-    result.files = [*sample_files.values(), out / store.RUNS_FILE, out / store.SCORES_FILE]
+    writer.write_table(out / store.SUMMARY_FILE, metric_summary(result.scores))
+    settings = store.write_settings(run_dir, spec.model_dump(mode="json"))
+    result.files = [*sample_files.values(), out / store.RUNS_FILE, out / store.SCORES_FILE, out / store.SUMMARY_FILE,
+                    settings]
     return result

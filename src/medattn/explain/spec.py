@@ -13,6 +13,7 @@ DEFAULT_METHODS = ("gradcam", "attention", "rollout")
 DEFAULT_STEPS = 16  # deletion / insertion steps
 DEFAULT_TOLERANCE = 1  # pointing game, pixels
 DEFAULT_TOP_FRACTION = 0.2  # top-k region for IoU
+DEFAULT_MIN_GRID = 5  # layer: auto takes the deepest layer at least this many cells a side (explain/targets.py)
 
 
 class ExplainSpec(Strict):
@@ -31,6 +32,10 @@ class ExplainSpec(Strict):
     baseline: Literal["blur", "mean"] = "blur"
     tolerance: int = Field(DEFAULT_TOLERANCE, ge=0)  # pointing game, pixels
     top_fraction: float = Field(DEFAULT_TOP_FRACTION, gt=0, le=1)  # top-k region for IoU
+    layer: str = Field("auto", min_length=1)  # CAM target layer: auto, or a module name (layer3, layer2.1.conv2)
+    min_grid: int = Field(DEFAULT_MIN_GRID, ge=1)  # coarser layers are refused unless force_layer
+    force_layer: bool = False  # accept a named layer coarser than min_grid (its scores carry a warning)
+    upsample: Literal["bilinear", "nearest"] = "bilinear"  # CAM grid -> pixels
     batch_size: int = Field(32, ge=1)
     device: str = "auto"
 

@@ -26,7 +26,9 @@ INDEX_FILE = layout.MAPS_INDEX
 INDEX_COLUMNS = ("row", "image_id", "method", "layer", "target", "target_class", "predicted", "label",
                  "probability")
 RUNS_COLUMNS = ("dataset", "model", "backbone", "attention", "seed", "run_dir", "maps", "sample")
-SCORES_COLUMNS = ("dataset", "model", "seed", "image_id", "method", "target", "metric", "value")
+SCORES_COLUMNS = ("dataset", "model", "seed", "image_id", "method", "target", "metric", "value", "layer", "grid")
+SUMMARY_FILE = layout.EXPLAIN_SUMMARY
+SETTINGS_FILE = layout.EXPLAIN_SETTINGS
 TARGETS = ("predicted", "true")
 
 
@@ -69,6 +71,31 @@ def read_runs(run_dir: Path) -> pd.DataFrame:
 
 
 def read_scores(run_dir: Path) -> pd.DataFrame | None:
-    """RUN_DIR/explanations/scores.csv, or None when absent."""
+    """RUN_DIR/explanations/scores.csv, or None when absent (stores written before the layer and grid columns
+    read with layer '' and grid 0)."""
     path = study_dir(run_dir) / SCORES_FILE
-    return pd.read_csv(path, dtype={"image_id": str}) if path.is_file() else None
+    if not path.is_file():
+        return None
+    scores = pd.read_csv(path, dtype={"image_id": str, "layer": str}, keep_default_na=False,
+                         na_values={"value": ["", "nan", "NaN"]})
+    if "layer" not in scores.columns:
+        scores = scores.assign(layer="", grid=0)
+    return scores
+
+
+def write_settings(run_dir: Path, settings: dict) -> Path:
+    """Write RUN_DIR/explanations/settings.json (the explain settings the scores were computed with)."""
+    import json
+
+    path = study_dir(run_dir) / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_settings(run_dir: Path) -> dict:
+    """RUN_DIR/explanations/settings.json, or {} for stores written before it existed."""
+    import json
+
+    path = study_dir(run_dir) / SETTINGS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
