@@ -152,7 +152,8 @@ CAM_METHODS: dict[str, CamMethod] = {m.name: m for m in [
     CamMethod("eigencam", "EigenCAM", "Muhammad and Yeasin, IJCNN 2020", eigen_cam, class_specific=False),
 ]}
 ATTENTION_METHODS = ("attention", "rollout")
-METHODS = (*CAM_METHODS, *ATTENTION_METHODS)
+PIXEL_METHOD_NAMES = ("intgrad",)  # explain/attribution.py (Captum), no target layer
+METHODS = (*CAM_METHODS, *PIXEL_METHOD_NAMES, *ATTENTION_METHODS)
 
 
 def check_methods(methods: list[str] | tuple[str, ...], where: str = "--methods") -> list[str]:

@@ -20,7 +20,7 @@ def explain_command(
     samples: int = typer.Option(16, help="Images in the shared, class-stratified sample."),
     methods: str = typer.Option("gradcam,attention,rollout",
                                 help="Comma-separated: gradcam, gradcampp, scorecam, layercam, eigencam, "
-                                     "attention, rollout."),
+                                     "intgrad (pixel resolution), attention, rollout."),
     runs: str = typer.Option("all", help="all (every final seed) or first-seed."),
     seed: int = typer.Option(0, help="Seed of the sample draw."),
     faithfulness: bool = typer.Option(True, help="Deletion / insertion AUC."),

@@ -68,11 +68,25 @@ def cam_sets(model: nn.Module, backbone: str, x: torch.Tensor, targets: dict[str
     return sets
 
 
+def pixel_sets(model: nn.Module, x: torch.Tensor, targets: dict[str, torch.Tensor], methods: list[str],
+               batch_size: int) -> list[MapSet]:
+    """One MapSet per (pixel-resolution method, target): layer 'input', grid = the image side."""
+    from medattn.explain.attribution import PIXEL_METHODS
+
+    sets = []
+    for name in [m for m in methods if m in PIXEL_METHODS]:
+        compute = PIXEL_METHODS[name][2]
+        for target, classes in targets.items():
+            maps = torch.cat([compute(model, x[s], classes[s]) for s in _chunks(x, max(1, batch_size // 4))])
+            sets.append(MapSet(name, "input", target, maps, classes, grid=int(min(x.shape[-2:]))))
+    return sets
+
+
 def spec_cam_sets(model: nn.Module, backbone: str, x: torch.Tensor, targets: dict[str, torch.Tensor],
                   spec: ExplainSpec) -> list[MapSet]:
-    """cam_sets with the layer, minimum grid and upsampling of `spec`."""
+    """cam_sets with the layer, minimum grid and upsampling of `spec`, and the pixel-resolution methods."""
     return cam_sets(model, backbone, x, targets, spec.methods, spec.batch_size, spec.layer, spec.min_grid,
-                    spec.force_layer, spec.upsample)
+                    spec.force_layer, spec.upsample) + pixel_sets(model, x, targets, spec.methods, spec.batch_size)
 
 
 def own_attention_sets(model: nn.Module, x: torch.Tensor, predicted: torch.Tensor, methods: list[str],

@@ -131,7 +131,7 @@ def faithfulness_rows(model: nn.Module, x: torch.Tensor, sets: list[MapSet], spe
 def randomisation_rows(random_model: nn.Module, backbone: str, x: torch.Tensor, run: RunMaps, spec: ExplainSpec,
                        ids: np.ndarray) -> list[pd.DataFrame]:
     """Spearman correlation between each scored map and the randomised model's map for the same class."""
-    targets = {s.target: s.classes for s in run.sets if s.method in CAM_METHODS}
+    targets = {s.target: s.classes for s in run.sets if s.method in CAM_METHODS or s.layer == "input"}
     rand = spec_cam_sets(random_model, backbone, x, targets, spec)
     rand += own_attention_sets(random_model, x, run.predicted, spec.methods, spec.batch_size, spec.min_grid)[0]
     by_key = {(s.method, s.layer, s.target): s for s in rand}
