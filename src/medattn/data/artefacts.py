@@ -10,14 +10,15 @@ on white.
 
 Insertion types (`TYPES`) and their placement, after the paper's rules:
 
-- `ruler`: a "vertical" (peripheral) ruler runs along one of the four image edges, partly outside the frame,
+- `ruler`: a "vertical" (peripheral) ruler runs along one of the four image edges (up to 15 % of its width
+  outside the frame),
   tilted by up to 8 degrees; a "horizontal" ruler runs across the lower third, under the lesion, tilted by up
   to 12 degrees. The source decides which (14 peripheral, 6 across).
 - `bubble`: 2-6 bubbles of one source, each at the best of 16 random centres: off the lesion (at least half the
   bubble's size from the lesion mask) when masks are given.
 - `ink`: 1-2 spot markings of one source, anywhere, in one of 8 orientations (rotations by 90 degrees, flips).
 - `ink_circle`: one circle marking centred on the lesion's centre of mass (the image centre without masks),
-  scaled so that it encloses the lesion (1.5 x its equivalent diameter, +- 15 %).
+  scaled so that it encloses the lesion (its box 2 x the lesion's equivalent diameter, +- 15 %).
 
 Templates are scaled by the image's own scale: a full image at the templates' scale is `field` pixels
 (600 x 450, HAM10000's size), so a (H, W) image scales them by (H / 450, W / 600) (the folder loader stretches
@@ -237,15 +238,17 @@ def _make_stamps(bank: TemplateBank, height: int, width: int, field_size: tuple[
 
 def _variants(t: Template, sy: float, sx: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """(variant, add, absorb) of one template at scale (sy, sx): tilts for rulers, sizes for markings."""
+    # turned by 90 degrees at the templates' scale, resampled, then tilted (a tilt of a few degrees after an
+    # anisotropic resampling shears the strip by a fraction of a degree: invisible)
     if t.kind == "ruler_edge":  # lying along the top/bottom edge (0) or the left/right edge (90)
         out = []
         for turn in (0, 1):
-            add, absorb = np.rot90(t.add, turn, (1, 2)), np.rot90(t.absorb, turn, (1, 2))
-            out += [(90.0 * turn + tilt, *_resample(_rotate(add, tilt), _rotate(absorb, tilt), sy, sx))
-                    for tilt in _EDGE_TILTS]
+            add, absorb = _resample(np.rot90(t.add, turn, (1, 2)), np.rot90(t.absorb, turn, (1, 2)), sy, sx)
+            out += [(90.0 * turn + tilt, _rotate(add, tilt), _rotate(absorb, tilt)) for tilt in _EDGE_TILTS]
         return out
     if t.kind == "ruler_across":
-        return [(tilt, *_resample(_rotate(t.add, tilt), _rotate(t.absorb, tilt), sy, sx)) for tilt in _ACROSS_TILTS]
+        add, absorb = _resample(t.add, t.absorb, sy, sx)
+        return [(tilt, _rotate(add, tilt), _rotate(absorb, tilt)) for tilt in _ACROSS_TILTS]
     scales = {"bubble": (1.0,), "ink": _SPOT_SCALES, "ink_circle": _CIRCLE_SCALES}[t.kind]
     return [(s, *_resample(t.add, t.absorb, sy * s, sx * s)) for s in scales]
 
@@ -269,12 +272,12 @@ def _resample(add: np.ndarray, absorb: np.ndarray, sy: float, sx: float) -> tupl
 # ------------------------------------------------------------------------------------------ placement
 @dataclass(frozen=True)
 class Lesions:
-    """Per image: lesion centre (y, x), equivalent diameter and distance of every pixel to the lesion."""
+    """Per image: lesion centre (y, x), equivalent diameter, and the lesion masks (bool, None without masks)."""
 
     cy: np.ndarray
     cx: np.ndarray
     diameter: np.ndarray
-    distance: np.ndarray | None  # (N, H, W) float32, None without masks
+    masks: np.ndarray | None  # (N, H, W) bool
 
     @staticmethod
     def of(masks: np.ndarray | None, n: int, height: int, width: int) -> Lesions:
@@ -293,11 +296,7 @@ class Lesions:
             mx = (m.sum(1) * xs).sum(1) / area
         cy, cx = np.where(has, my, cy), np.where(has, mx, cx)
         diameter = np.where(has, 2 * np.sqrt(area / np.pi), default_d)
-        # distance to the nearest lesion pixel of the same image: images are far apart along axis 0
-        far = 4.0 * (height + width)
-        distance = ndimage.distance_transform_edt(~m, sampling=(far, 1, 1)).astype(np.float32)
-        distance[~has] = far
-        return Lesions(cy, cx, diameter, distance)
+        return Lesions(cy, cx, diameter, m)
 
 
 def place(stamps: Stamps, present: dict[str, np.ndarray], lesions: Lesions, height: int, width: int,
@@ -388,8 +387,8 @@ def _place_ruler(stamps: Stamps, idx: np.ndarray, les: Lesions, h: int, w: int,
         pick = members[np.abs(variants[members][None] - want).argmin(1)]
         stamp[sel] = pick
     hw = stamps.shape()[stamp].astype(np.float64)
-    # peripheral: the strip's outer part (up to 35 % of its thickness) hangs outside the frame
-    out = rng.uniform(0.0, 0.35, idx.size)
+    # peripheral: the strip's outer part (up to 15 % of its thickness) hangs outside the frame
+    out = rng.uniform(0.0, 0.15, idx.size)
     along_y, along_x = rng.uniform(0.3, 0.7, idx.size) * h, rng.uniform(0.3, 0.7, idx.size) * w
     thick = np.where(edge < 2, hw[:, 0], hw[:, 1])
     cy = np.select([edge == 0, edge == 1], [thick * (0.5 - out), h - thick * (0.5 - out)], along_y)
@@ -416,16 +415,19 @@ def _place_bubbles(stamps: Stamps, idx: np.ndarray, les: Lesions, h: int, w: int
 
 def _off_lesion(stamps: Stamps, image: np.ndarray, stamp: np.ndarray, les: Lesions, h: int, w: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Centres: among _CANDIDATES uniform ones, a random one at least half the stamp's size from the lesion
-    (the farthest one when none is)."""
+    """Centres: among _CANDIDATES uniform ones, a random one whose centre and 8 points around it at the stamp's
+    half size lie off the lesion (else the one with the fewest such points on it)."""
     cy = rng.uniform(0, h - 1, (image.size, _CANDIDATES))
     cx = rng.uniform(0, w - 1, (image.size, _CANDIDATES))
-    if les.distance is None:
+    if les.masks is None:
         return cy[:, 0], cx[:, 0]
-    reach = stamps.shape()[stamp].max(1)[:, None] / 2
-    dist = les.distance[image[:, None], np.round(cy).astype(np.int64), np.round(cx).astype(np.int64)]
-    score = np.minimum(dist - reach, 0) + rng.random(cy.shape) * 1e-3
-    best = score.argmax(1)
+    reach = stamps.shape()[stamp].max(1)[:, None, None] / 2
+    angle = np.arange(9) * (2 * np.pi / 8)
+    ring = np.where(np.arange(9) == 8, 0.0, 1.0)  # 8 points on the circle, then the centre
+    py = np.clip(np.round(cy[..., None] + reach * ring * np.sin(angle)), 0, h - 1).astype(np.int64)
+    px = np.clip(np.round(cx[..., None] + reach * ring * np.cos(angle)), 0, w - 1).astype(np.int64)
+    hits = les.masks[image[:, None, None], py, px].sum(2)
+    best = (-hits + rng.random(cy.shape) * 0.5).argmax(1)
     rows = np.arange(image.size)
     return cy[rows, best], cx[rows, best]
 
@@ -448,7 +450,7 @@ def _place_circle(stamps: Stamps, idx: np.ndarray, les: Lesions, h: int, w: int,
     groups = _groups(stamps, ("ink_circle",))
     # the nominal (scale 1) size of each group's stamps, to turn the wanted size into a scale level
     nominal = np.array([_nominal_size(stamps, g) for g in groups])[group]
-    want = 1.5 * les.diameter[idx] * rng.uniform(0.85, 1.15, idx.size)
+    want = 2.0 * les.diameter[idx] * rng.uniform(0.85, 1.15, idx.size)
     stamp = _by_group(stamps, ("ink_circle",), group, rng.random(idx.size), variant=want / nominal)
     jitter = 0.08 * les.diameter[idx]
     cy = les.cy[idx] + rng.normal(0, 1, idx.size) * jitter
@@ -471,18 +473,16 @@ def paste(images: np.ndarray, stamps: Stamps, placement: Placement) -> tuple[np.
     out = images.copy()
     types = sorted({_TYPE_OF[k] for k in stamps.kind})
     masks = {t: np.zeros((n, h, w), np.uint8) for t in types}
+    touched, local = np.unique(placement.image, return_inverse=True)  # only images that get an artefact
     step = max(1, _CHUNK_PIXELS // (h * w))
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        sel = (placement.image >= start) & (placement.image < stop)
-        if sel.any():
-            chunk = Placement(*(getattr(placement, k)[sel] for k in ("image", "stamp", "y0", "x0", "flip_y",
-                                                                      "flip_x")))
-            chunk = Placement(chunk.image - start, *(getattr(chunk, k) for k in ("stamp", "y0", "x0", "flip_y",
-                                                                                  "flip_x")))
-            out[start:stop], chunk_masks = _paste_chunk(images[start:stop], stamps, chunk)
-            for t, m in chunk_masks.items():
-                masks[t][start:stop] = m
+    for start in range(0, touched.size, step):
+        rows = touched[start:start + step]
+        sel = (local >= start) & (local < start + rows.size)
+        chunk = Placement(local[sel] - start, *(getattr(placement, k)[sel] for k in ("stamp", "y0", "x0",
+                                                                                      "flip_y", "flip_x")))
+        out[rows], chunk_masks = _paste_chunk(images[rows], stamps, chunk)
+        for t, m in chunk_masks.items():
+            masks[t][rows] = m
     return out, masks
 
 
