@@ -91,3 +91,13 @@ def test_empty_mask_gives_nan_and_chunks_do_not_change_results():
     assert list(whole.columns) == list(ABCD_FEATURES)
     assert whole.iloc[4].isna().all() and whole.drop(index=4).notna().all().all()
     assert np.allclose(whole.to_numpy(), chunked.to_numpy(), equal_nan=True)
+
+
+def test_touches_edge_flags_masks_cut_off_by_the_frame():
+    from medattn.analysis.abcd import touches_edge
+
+    masks = np.zeros((4, 10, 12), np.uint8)
+    masks[0, 3:6, 3:6] = 1  # inside
+    masks[1, 0, 5] = 1  # top row
+    masks[2, 4:7, 11] = 1  # right column
+    assert touches_edge(masks).tolist() == [False, True, True, False]  # an empty mask touches nothing

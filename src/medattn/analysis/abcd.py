@@ -22,7 +22,10 @@ implementation of automatic ABCD rule", IET Image Processing 10(6), 2016). Here,
   pixel centres over 64 directions, plus one pixel (error below 0.2 % from the direction grid).
 
 Images without any lesion pixel get NaN for every feature. Departure from clinical practice: the lesion is
-seen at the model's input size (after the loader's resize), so diameters are in those pixels, not mm.
+seen at the model's input size (after the loader's resize, which stretches non-square images), so diameters are
+in those pixels, not mm. How far that moves the features from the masks' stored resolution is measured by
+`bench/abcd_native.py` on HAM10000 (Spearman per feature, time per image); a mask that touches the image edge
+(`touches_edge`) is cut off by the frame, so its shape features describe the visible part only.
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ def cached_abcd_features(masks: torch.Tensor, images: torch.Tensor, cache_dir: s
         table.to_csv(tmp, index=False)
         tmp.replace(path)
     return table
+
+
+def touches_edge(masks: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Whether each mask (N, H, W) has a lesion pixel on the image border (its shape is cut off by the frame)."""
+    m = torch.as_tensor(masks) > 0
+    if m.numel() == 0:
+        return np.zeros(len(m), bool)
+    edge = m[:, 0].any(1) | m[:, -1].any(1) | m[:, :, 0].any(1) | m[:, :, -1].any(1)
+    return edge.numpy()
 
 
 def _moments(m: torch.Tensor) -> tuple[torch.Tensor, ...]:
