@@ -45,13 +45,18 @@ def train_command(
     train_cfg = _validated(TrainConfig, {**sections.get("train", {}),
                                          **{k: v for k, v in overrides.items() if v is not None}}, "train")
     dataset = load_dataset(data, context_from_options(data_dir, cache_dir, download))
-    result = train_run(dataset, model_cfg, train_cfg, seed, out)
+    result = train_run(dataset, model_cfg, train_cfg, seed, out, log=_say)
     write_run_table(out, data, dataset.name, model_cfg, seed, result, data_dir, cache_dir)
     _print_metrics(result.metrics, f"{backbone}+{attention} on {dataset.name}, seed {seed}, best epoch "
                                    f"{result.best_epoch}/{result.epochs_run}")
     hw = result.hardware
     console.print(f"train {result.timing['train_images_per_s']:.0f} images/s ({hw['precision']}, stem {hw['stem']}, "
                   f"{hw['threads']} thread(s)); results in {out}/", highlight=False)
+
+
+def _say(line: str) -> None:
+    """Print a per-epoch progress line as it comes (output to a file or pipe; a terminal gets a bar)."""
+    print(line, flush=True)
 
 
 def write_run_table(out: Path, data_spec: str, dataset: str, model_cfg, seed: int, result, data_dir, cache_dir) -> None:

@@ -25,7 +25,7 @@ from medattn.train.augment import augment, channel_stats, to_float
 from medattn.train.checkpoint import save_checkpoint
 from medattn.train.config import ModelConfig, TrainConfig
 from medattn.train.metrics import classification_metrics
-from medattn.train.progress import EpochProgress
+from medattn.train.progress import EpochProgress, Log
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _execution(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.dev
 
 
 def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, out_dir: Path | None,
-              on_epoch: EpochCallback | None = None) -> RunResult:
+              on_epoch: EpochCallback | None = None, log: Log | None = None) -> RunResult:
     """Train, keep the epoch with the best validation ``train_cfg.select_on``, evaluate every non-train split, save.
 
     Args:
@@ -110,6 +110,8 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
         out_dir: where metrics.json, predictions and the checkpoint go; None writes nothing (tuning trials).
         on_epoch: called with (epoch, validation metrics) after every epoch; may raise to stop the run
             (the tuning stage raises ``optuna.TrialPruned``).
+        log: where the per-epoch progress lines go when stdout is not a terminal and ``train_cfg.progress`` is
+            on (default: the ``medattn.train.progress`` logger; ``medattn train`` prints them).
     """
     device = resolve_device(train_cfg.device)
     torch.manual_seed(seed)
@@ -135,7 +137,7 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
     best = {"score": -math.inf, "epoch": 0, "state": None}
     artifacts: dict[str, str] = {}
     train_seconds, images_seen = 0.0, 0
-    with EpochProgress(train_cfg.epochs, enabled=train_cfg.progress) as progress:
+    with EpochProgress(train_cfg.epochs, enabled=train_cfg.progress, metric=train_cfg.select_on, log=log) as progress:
         for epoch in range(1, train_cfg.epochs + 1):
             start = time.perf_counter()
             loss = _train_epoch(model, batches, train_idx, train_cfg, optimizer, schedule, loss_fn, gen, run, scaler)
@@ -143,14 +145,15 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
             train_seconds += seconds
-            images_seen += steps_per_epoch * min(train_cfg.batch_size, len(train_idx))
+            epoch_images = steps_per_epoch * min(train_cfg.batch_size, len(train_idx))
+            images_seen += epoch_images
             if not math.isfinite(loss):
                 _fail(out_dir, epoch, history, f"training loss is {loss} at epoch {epoch}", sidecar)
             val = _evaluate(model, batches, val_idx, train_cfg, run)[0]
             row = {"epoch": epoch, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                    **{f"val_{k}": v for k, v in val.items()}}
             history.append(row)
-            progress.update(epoch, loss, val["balanced_accuracy"])
+            progress.update(epoch, loss, val[train_cfg.select_on], epoch_images / max(seconds, 1e-9))
             if val[train_cfg.select_on] > best["score"]:  # selectable metrics are higher-is-better; NaN never wins
                 best = {"score": val[train_cfg.select_on], "epoch": epoch, "state": _cpu_state(model)}
             if out_dir is not None and epoch in train_cfg.save_epochs:
