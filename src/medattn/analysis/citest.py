@@ -36,6 +36,12 @@ prediction scored 1 for the positive class (else 0), feature scored by its level
 features only). For a binary feature it is the CMH test without continuity correction and its effect size the
 Mantel-Haenszel common odds ratio (statsmodels' `StratifiedTable`); `direction` +1 means a higher feature level
 goes with more positive-class predictions at a fixed label.
+
+Continuous outputs. Where the positive-class probability is given, the generalised covariance measure (Shah and
+Peters, "The hardness of conditional independence testing and the generalised covariance measure", Ann. Stat.
+2020) tests P(positive) _||_ feature score | label: residuals of both on the label (with a discrete label the
+regression is the stratum mean, fitted exactly), R_i their product, T = sqrt(n) mean(R) / sd(R) ~ N(0, 1).
+Ordered features only; its sign is the direction.
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ class UsageTest:
     direction_statistic: float  # Mantel's chi-square (1 df)
     direction_pvalue: float
     common_odds_ratio: float  # Mantel-Haenszel, binary features only
+    gcm_statistic: float  # generalised covariance measure on P(positive) (NaN without probabilities)
+    gcm_pvalue: float
     n: int
     n_missing: int
     strata_used: int  # label strata where both prediction and feature vary
@@ -235,6 +243,25 @@ def mantel_test(counts: np.ndarray, x_scores: np.ndarray, y_scores: np.ndarray) 
     return statistic, pvalue, np.where(variance > 0, np.sign(total), 0).astype(int)
 
 
+def gcm_test(probability: np.ndarray, score: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised covariance measure of (..., n) arrays given integer labels: (T, two-sided normal p)."""
+    p, v, z = np.broadcast_arrays(np.asarray(probability, float), np.asarray(score, float), np.asarray(label))
+    k = int(z.max()) + 1 if z.size else 1
+    onehot = z[..., None] == np.arange(k)  # (..., n, k)
+    counts = onehot.sum(-2).clip(min=1)
+
+    def residual(a: np.ndarray) -> np.ndarray:
+        means = np.einsum("...n,...nk->...k", a, onehot) / counts
+        return a - np.einsum("...nk,...k->...n", onehot, means)
+
+    r = residual(p) * residual(v)
+    n = r.shape[-1]
+    sd = r.std(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(sd > 0, np.sqrt(n) * r.mean(-1) / sd, 0.0)
+    return t, np.where(sd > 0, 2 * stats.norm.sf(np.abs(t)), 1.0)
+
+
 def common_odds_ratio(counts: np.ndarray, positive: int) -> float:
     """Mantel-Haenszel common odds ratio (statsmodels) of positive-class prediction vs feature level 1 (binary)."""
     from statsmodels.stats.contingency_tables import StratifiedTable
@@ -283,7 +310,8 @@ def check_codes(values, name: str, role: str, allow_missing: bool = False) -> np
 
 def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *, permutations: int = PERMUTATIONS,
                max_permutations: int | None = None, method: str = "auto", seed: int = 0, name: str = "feature",
-               positive: int | None = None, ordered: bool = True) -> UsageTest:
+               positive: int | None = None, ordered: bool = True,
+               probability: np.ndarray | None = None) -> UsageTest:
     """Test H0: prediction _||_ feature | label on integer codes (feature -1 = missing, dropped and counted).
 
     Args:
@@ -294,6 +322,7 @@ def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *
         method: "auto" (chi-square unless sparse), "permutation" or "asymptotic".
         positive: the prediction code scored 1 by the directional test (default: the largest code seen).
         ordered: whether the feature's codes are ordered (binary or binned); else no directional test.
+        probability: P(positive class) per image, for the generalised covariance measure (ordered features).
     """
     prediction = check_codes(prediction, name, "prediction")
     feature = check_codes(feature, name, "feature", allow_missing=True)
@@ -309,9 +338,16 @@ def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *
     strata = int(sum(1 for t in counts if (t.sum(1) > 0).sum() > 1 and (t.sum(0) > 0).sum() > 1))
     groups = int(sum(1 for t in counts if (t.sum(0) > 0).sum() > 1))
     nan = float("nan")
+    gcm_t, gcm_p = nan, nan
+    if probability is not None and ordered:
+        prob = np.asarray(probability, dtype=float)
+        if prob.shape != prediction.shape or not np.isfinite(prob).all():
+            raise DataError(f"feature '{name}': probabilities must be {len(prediction)} finite values, one per image")
+        ok = feature >= 0
+        gcm_t, gcm_p = (float(v) for v in gcm_test(prob[ok], feature[ok], label[ok]))
     if df == 0:
-        return UsageTest(g, 0, 1.0, "untestable", 0, 0.0 if n else nan, 0.0, nan, nan, 0, 0.0, 1.0, nan, n,
-                         int((feature < 0).sum()), strata, groups)
+        return UsageTest(g, 0, 1.0, "untestable", 0, 0.0 if n else nan, 0.0, nan, nan, 0, 0.0, 1.0, nan, gcm_t,
+                         gcm_p, n, int((feature < 0).sum()), strata, groups)
     cap = max(int(max_permutations or permutations), int(permutations))
     sparse = method == "permutation" or (method == "auto" and is_sparse(counts))
     null = permutation_null(counts, cap if sparse else permutations, rng, first=permutations,
@@ -327,5 +363,5 @@ def usage_test(prediction: np.ndarray, feature: np.ndarray, label: np.ndarray, *
         if counts.shape[-1] == 2:
             odds = common_odds_ratio(counts, positive)
     return UsageTest(g, int(df), float(p), "permutation" if sparse else "asymptotic", null.draws, g / scale,
-                     (g - null.mean) / scale, low, high, direction, d_stat, d_p, odds, n, int((feature < 0).sum()),
-                     strata, groups)
+                     (g - null.mean) / scale, low, high, direction, d_stat, d_p, odds, gcm_t, gcm_p, n,
+                     int((feature < 0).sum()), strata, groups)

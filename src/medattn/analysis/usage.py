@@ -141,7 +141,8 @@ def family_permutations(opts: UsageOptions, m: int) -> int:
 
 def test_features(prediction: np.ndarray, label: np.ndarray, features: pd.DataFrame, opts: UsageOptions,
                   seed: int, *, encoded: bool = False, ordered: dict[str, bool] | None = None,
-                  derived: tuple[str, ...] = (), positive: int | None = None) -> pd.DataFrame:
+                  derived: tuple[str, ...] = (), positive: int | None = None,
+                  probability: np.ndarray | None = None) -> pd.DataFrame:
     """One row per feature: the usage test, whether it is in the correction's family, and its corrected p.
 
     `features` holds raw columns (encoded here, bins fitted on these rows) or, with `encoded`, integer codes.
@@ -159,7 +160,7 @@ def test_features(prediction: np.ndarray, label: np.ndarray, features: pd.DataFr
     for k, name in enumerate(codes.columns):
         result = usage_test(prediction, codes[name].to_numpy(), label, permutations=opts.permutations,
                             max_permutations=cap, seed=seed + k, name=str(name), positive=positive,
-                            ordered=ordered.get(name, True))
+                            ordered=ordered.get(name, True), probability=probability)
         rows.append({"feature": name, **result.as_dict(), "excluded": excluded.get(name, "")})
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -258,7 +259,8 @@ def _run_rows(row, data: ImageSet, features: FeatureTable, codes: pd.DataFrame, 
         predicted = prediction_codes(probs, opts.prediction, positive)
         tested = test_features(predicted, labels[idx], codes.iloc[idx].reset_index(drop=True), opts,
                                opts.seed + int(row.seed), encoded=True, ordered=ordered, derived=derived,
-                               positive=positive if opts.prediction == "class" else None)
+                               positive=positive if opts.prediction == "class" else None,
+                               probability=probs[:, positive])
         tested.insert(0, "epoch", BEST if epoch in (BEST, FINAL) else epoch)
         tested.insert(1, "epoch_label", epoch_label(epoch, best_epoch))
         tested.insert(2, "prediction", opts.prediction)
