@@ -240,14 +240,8 @@ def compare_models(
     out["p_better"] = np.where(hib, out["p_high"], out["p_low"])
     family = out.groupby(list(holm_by), sort=False).ngroup().to_numpy() if holm_by else np.zeros(len(out), int)
     out["p_holm"], out["holm_family_size"] = holm_grouped(out["p_t"].to_numpy(), family)
-    out["mdd"] = np.where(
-        out["sd_diff"] > 0,
-        minimum_detectable_difference(
-            out["sd_diff"].to_numpy(), out["n"].to_numpy(), alpha=alpha / out["holm_family_size"].to_numpy(),
-            power=power,
-        ),
-        np.nan,
-    )
+    out["mdd"] = _mdd(out["sd_diff"].to_numpy(float), out["n"].to_numpy(), out["holm_family_size"].to_numpy(),
+                      alpha=alpha, power=power)
     out = out.assign(alpha=alpha, equiv_prob=equiv_prob, confidence=confidence, power=power)
     improvement = np.where(hib, out["mean_diff"], -out["mean_diff"])
     out["verdict"] = [
@@ -257,6 +251,16 @@ def compare_models(
         )
     ]
     return out[list(COMPARISON_COLUMNS)].reset_index(drop=True)
+
+
+def _mdd(sd: np.ndarray, n: np.ndarray, family: np.ndarray, *, alpha: float, power: float) -> np.ndarray:
+    """Minimum detectable difference per row at alpha / family size; NaN where it does not exist: one seed
+    (no sd, no t test, family size 0) or paired differences that never vary (sd 0)."""
+    out = np.full(len(sd), np.nan)
+    ok = (n >= 2) & (family > 0) & (sd > 0)
+    if ok.any():
+        out[ok] = minimum_detectable_difference(sd[ok], n[ok], alpha=alpha / family[ok], power=power)
+    return out
 
 
 def _paired_blocks(

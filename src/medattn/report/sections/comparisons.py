@@ -87,9 +87,13 @@ def comparison_table(ctx: ReportContext, dataset: str, split: str | None = None)
         f"p_Holm Holm-adjusted p_t; d_z Cohen's effect size; "
         f"P(worse/equiv/better): posterior probability that the mean difference lies below, inside or above the "
         f"ROPE of +-{fmt.pct(ctx.settings.rope)} pp; MDD: smallest difference detectable with "
-        f"{100 * ctx.settings.power:g}% power at alpha/m = {alpha:g}/{m} (Holm's first step), from the observed "
-        f"spread of the seeds."
+        f"{100 * ctx.settings.power:g}% power at alpha/m = {alpha:g}/{max(m, 1)} (Holm's first step), from the "
+        f"observed spread of the seeds."
     )
+    if int(rows["n"].max()) < 2:
+        caption += (" One paired seed: no seed interval exists (no spread between training runs to estimate it "
+                    "from), so the seed CI, tests, effect size, posterior probabilities and MDD are n/a; the "
+                    "test-bootstrap interval covers test-set sampling noise only.")
     if len(baseline):
         chosen = baseline_choice(ctx, dataset, split)
         caption += (f" Best baseline (highest mean {metric_label(ctx.settings.primary_metric)} on the {chosen} "

@@ -11,6 +11,11 @@ from medattn.report.formatting import metric_label
 from medattn.stats import VERDICTS, describe_comparisons
 from medattn.stats.compare import ATTENTION_VS_PLAIN
 
+ONE_SEED = (" With one seed per model no seed interval exists: the spread between training runs, and with it "
+            "every seed interval, paired test, effect size and verdict, needs at least 2 seeds (n/a below); the "
+            "test-bootstrap interval shows test-set sampling noise only. Treat this as a smoke test and run more "
+            "seeds for an answer.")
+
 
 def study_name(ctx: ReportContext) -> str:
     """Return the study's name (study.json ``name``, else the results' ``study`` column, else the folder name)."""
@@ -33,6 +38,7 @@ def overview_sections(ctx: ReportContext) -> list[Section]:
         f"{metric_label(s.primary_metric)} on the {s.split} split; differences are tested paired by seed with "
         f"Holm's correction (alpha = {s.alpha:g}) and a region of practical equivalence of "
         f"+-{fmt.pct(s.rope)} pp."
+        + (ONE_SEED if seeds.min() < 2 else "")
     )
     table = ctx.comparisons()
     primary = table[table["metric"] == s.primary_metric] if not table.empty else table
