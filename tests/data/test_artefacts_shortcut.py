@@ -61,7 +61,7 @@ def test_folder_dataset_gains_flags_masks_and_a_paired_test_ood(folder):
     data = load_dataset(spec, folder["ctx"])
     n_test = int((plain.split == "test").sum())
     assert data.images.shape[0] == N + n_test and int((data.split == "test_ood").sum()) == n_test
-    assert data.source == spec
+    assert data.source.startswith(folder["base"]) and f"shortcut_templates={folder['templates']}" in data.source
     test, ood = np.flatnonzero(data.split == "test"), np.flatnonzero(data.split == "test_ood")
     assert (data.labels[ood] == data.labels[test]).all() and (data.group[ood] == data.group[test]).all()
     assert list(data.concepts.index[ood]) == [f"{i}@ood" for i in data.concepts.index[test]]
@@ -113,3 +113,28 @@ def test_bad_shortcut_options_exit_2_with_one_line(folder, tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert exited.value.code == 2, err
     assert len(err.strip().splitlines()) == 1 and expect in err, err
+
+
+def test_probe_inserts_the_datasets_real_artefact(folder):
+    """A planted ink detector (any pixel with green < 60: the template's ink multiplies green by 64/255, the
+    images' green is >= 90) flips every clean test image when the probe inserts the real ink, and every inked one
+    back when the removal probe inpaints its mask; a type the shortcut lacks is refused."""
+    import torch
+
+    from medattn.analysis.probes import ProbeOptions, probe_run
+    from medattn.data.shortcut import insert_like
+    from medattn.errors import DataError
+
+    spec = (folder["base"] + f"&shortcut=ink&shortcut_class=a&shortcut_corr=0.8&shortcut_ood=0"
+            f"&shortcut_templates={folder['templates']}&shortcut_field=24x24")
+    data = load_dataset(spec, folder["ctx"])
+    assert insert_like(data, np.arange(3), "bubble") is None
+
+    def detector(images: torch.Tensor) -> np.ndarray:
+        inked = (images[:, 1] < 60).flatten(1).any(1).numpy()
+        return np.stack([inked, ~inked], 1).astype(float)  # class 0 = a
+
+    rows = {r["probe"]: r for r in probe_run(detector, data, ProbeOptions(artefacts=("ink",), bootstrap=50), 0)}
+    assert rows["insert"]["flip_rate"] == 1.0 and rows["remove"]["flip_rate"] == 1.0
+    with pytest.raises(DataError, match="real template type"):
+        probe_run(detector, data, ProbeOptions(artefacts=("bubble",), bootstrap=50), 0)

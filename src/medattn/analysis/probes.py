@@ -30,13 +30,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from medattn.data import synthetic
+from medattn.data import artefacts, shortcut, synthetic
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
 from medattn.rundir import layout, writer
 from medattn.stats.resampling import PROBE_BOOTSTRAP
 
 ARTEFACTS = synthetic.ARTEFACTS
+REAL_ARTEFACTS = tuple(a for a in artefacts.TYPES if a not in ARTEFACTS)  # only in datasets with shortcut=
 POSITIVE_NAMES = ("malignant", "melanoma", "mel", "MEL")
 PROBES_FILE = layout.PROBES
 _PLACE = {"patch": "patch_corner", "ruler": "ruler_edge", "ink": "ink_corner"}
@@ -60,10 +61,10 @@ class ProbeOptions:
 def parse_artefacts(text: str) -> tuple[str, ...]:
     """Artefact names from a comma list; DataError naming the valid ones for an unknown name."""
     names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-    unknown = [n for n in names if n not in ARTEFACTS]
+    unknown = [n for n in names if n not in ARTEFACTS + REAL_ARTEFACTS]
     if unknown or not names:
         raise DataError(f"--artefact: unknown artefact '{unknown[0] if unknown else text}'; valid names: "
-                        f"{', '.join(ARTEFACTS)}")
+                        f"{', '.join(ARTEFACTS + REAL_ARTEFACTS)}")
     return names
 
 
@@ -214,8 +215,14 @@ def probe_run(model_probs, data: ImageSet, opts: ProbeOptions, seed: int) -> lis
         draw = run_seed(opts.seed, seed, k)
         before_clean = model_probs(data.images[without]) if len(without) else None
         if len(without):
-            after = model_probs(insert_artefact(data.images[without], name, seed=draw, position=opts.position,
-                                                scale=opts.scale, colour=opts.colour))
+            # a dataset whose spec plants real artefacts (shortcut=) gets them inserted by its own rules
+            real = shortcut.insert_like(data, without, name, seed=draw)
+            if real is None and name in REAL_ARTEFACTS:
+                raise DataError(f"{data.source}: artefact '{name}' is a real template type; insert it only into "
+                                f"a dataset whose spec has shortcut={name}")
+            after = model_probs(real if real is not None else insert_artefact(
+                data.images[without], name, seed=draw, position=opts.position, scale=opts.scale,
+                colour=opts.colour))
             rows.append({"probe": "insert", "artefact": name,
                          **probe_effects(before_clean, after, labels[without], positive, opts.bootstrap, draw)})
         if opts.removal and len(with_it) and name in data.artefact_masks:

@@ -35,11 +35,12 @@ class FeaturesSpec(Strict):
     @field_validator("probes")
     @classmethod
     def _known_artefacts(cls, value: list[str]) -> list[str]:
-        from medattn.data.synthetic import ARTEFACTS  # (imports torch: only when probes are given)
+        from medattn.analysis.probes import ARTEFACTS, REAL_ARTEFACTS  # (imports torch: only when probes are given)
 
-        unknown = [v for v in value if v not in ARTEFACTS]
+        names = ARTEFACTS + REAL_ARTEFACTS
+        unknown = [v for v in value if v not in names]
         if unknown:
-            raise ValueError(f"unknown artefact '{unknown[0]}'; valid names: {', '.join(ARTEFACTS)}")
+            raise ValueError(f"unknown artefact '{unknown[0]}'; valid names: {', '.join(names)}")
         return value
 
     @field_validator("epochs")

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from medattn.data.artefacts import FIELD, TYPES, check_types, insert_artefacts, load_templates
-from medattn.data.dataset_spec import DataSpec, LoadContext, option
+from medattn.data.dataset_spec import DataSpec, LoadContext, option, parse_spec
 from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
 
@@ -154,7 +154,7 @@ def apply_shortcut(data: ImageSet, shortcut: Shortcut) -> ImageSet:
     return replace(both, images=torch.from_numpy(images).to(device), concepts=concepts,
                    artefact_masks={**both.artefact_masks,
                                    **{t: torch.from_numpy(m).to(device) for t, m in masks.items()}},
-                   source=shortcut.spec)
+                   source=_resolved_source(shortcut))
 
 
 def _with_copies(data: ImageSet, copy: np.ndarray) -> ImageSet:
@@ -176,10 +176,33 @@ def _with_copies(data: ImageSet, copy: np.ndarray) -> ImageSet:
             return None
         return torch.cat([a, b]) if isinstance(a, torch.Tensor) else np.concatenate([a, b])
 
-    return ImageSet(name=data.name, images=cat(data.images, extra.images), labels=cat(data.labels, extra.labels),
-                    class_names=data.class_names,
-                    split=np.concatenate([data.split, np.full(copy.size, OOD_SPLIT)]).astype(str),
-                    group=cat(data.group, extra.group), domain=cat(data.domain, extra.domain), concepts=concepts,
-                    masks=cat(data.masks, extra.masks),
-                    artefact_masks={k: cat(v, extra.artefact_masks[k]) for k, v in data.artefact_masks.items()},
-                    source=data.source, cache_path=data.cache_path)
+    # replace() keeps every other field (class names, feature kinds, cache path, ...) as the loader set it
+    return replace(data, images=cat(data.images, extra.images), labels=cat(data.labels, extra.labels),
+                   split=np.concatenate([data.split, np.full(copy.size, OOD_SPLIT)]).astype(str),
+                   group=cat(data.group, extra.group), domain=cat(data.domain, extra.domain), concepts=concepts,
+                   masks=cat(data.masks, extra.masks),
+                   artefact_masks={k: cat(v, extra.artefact_masks[k]) for k, v in data.artefact_masks.items()})
+
+
+def _resolved_source(shortcut: Shortcut) -> str:
+    """The spec with shortcut_templates made absolute, so the templates are found again from `ImageSet.source`."""
+    spec = parse_spec(shortcut.spec)
+    return str(DataSpec(spec.kind, spec.target, {**spec.options, "shortcut_templates": str(shortcut.templates)}))
+
+
+def insert_like(data: ImageSet, rows: np.ndarray, name: str, seed: int = 0) -> torch.Tensor | None:
+    """uint8 images `data.images[rows]` with the real artefact `name` inserted by the dataset's shortcut rules
+    (its templates, scale and the lesion masks), or None when `data` has no shortcut with that type."""
+    try:
+        spec = parse_spec(data.source)
+    except DataError:
+        return None
+    _, shortcut = split_shortcut(spec, LoadContext())
+    if shortcut is None or name not in shortcut.types:
+        return None
+    rows = np.asarray(rows)
+    masks = None if data.masks is None else data.masks[torch.as_tensor(rows)].cpu()
+    out, _ = insert_artefacts(data.images[torch.as_tensor(rows)].cpu(), {name: np.ones(rows.size, bool)},
+                              load_templates(shortcut.templates), lesion_masks=masks, seed=seed,
+                              field_size=shortcut.field_size)
+    return torch.from_numpy(out)
