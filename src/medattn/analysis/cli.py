@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medattn.errors import DataError
@@ -69,10 +70,10 @@ def print_usage_summary(table, alpha: float) -> None:
         return
     label = "epoch_label" if "epoch_label" in table.columns else "epoch"
     for (dataset, epoch), part in table.groupby(["dataset", label], sort=False):
-        grid = Table(title=f"{dataset}, {epoch}: corrected CMI(prediction; feature | label) in bits, mean over "
+        grid = Table(title=escape(f"{dataset}, {epoch}: corrected CMI(prediction; feature | label) in bits, mean over "
                            f"seeds; * corrected p < {alpha} in every seed; +/- direction of the 1-df test "
                            f"(positive-class predictions rise/fall with the feature) where p < {alpha}; "
-                           f"(1 group): feature varies within one label class only")
+                           f"(1 group): feature varies within one label class only"))
         grid.add_column("feature")
         models = list(dict.fromkeys(part["model"]))
         for m in models:
@@ -152,9 +153,9 @@ def print_probe_summary(table) -> None:
     if table.empty:
         console.print("nothing to probe (no run, or no test image without the artefact)")
         return
-    grid = Table(title="shortcut probes: one seed: value [95% interval: exact for the flip rate, bootstrap over "
-                       "images otherwise]; several seeds: mean [t interval over seeds]; sham: inpainting of clean "
-                       "images, the control for remove")
+    grid = Table(title=escape("shortcut probes: one seed: value [95% interval: exact for the flip rate, bootstrap "
+                              "over images otherwise]; several seeds: mean [t interval over seeds]; sham: "
+                              "inpainting of clean images, the control for remove"))
     for col in ("dataset", "model", "probe", "artefact", "seeds", "flip rate", "delta P(positive)",
                 "delta balanced acc", "ID - OOD gap"):
         grid.add_column(col, justify="right" if col[0] in "fdsI" else "left")

@@ -211,8 +211,8 @@ def usage_table(run_dir: Path, opts: UsageOptions = UsageOptions(),
         write_abcd_values(run_dir, str(group["dataset"].iloc[0]), data, features)
         fit = data.split == "train"
         codes, ordered = encode_table(features, fit if fit.any() else np.ones(len(fit), bool))
-        frames += [_run_rows(row, data, features, codes, ordered, opts, best.get((row.dataset, row.model,
-                                                                                  int(row.seed))))
+        frames += [_run_rows(row, data, features, codes, ordered, opts,
+                             kept_epoch(Path(row.artifact_dir), best.get((row.dataset, row.model, int(row.seed)))))
                    for row in group.itertuples()]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     writer.write_table(run_dir / FEATURES_DIR / USAGE_FILE, table)
@@ -236,6 +236,18 @@ def best_epochs(results: pd.DataFrame) -> dict[tuple, int]:
     rows = results.dropna(subset=["best_epoch"]).drop_duplicates(["dataset", "model", "seed"])
     return {(d, m, int(s)): int(e) for d, m, s, e in zip(rows["dataset"], rows["model"], rows["seed"],
                                                          rows["best_epoch"], strict=True)}
+
+
+def kept_epoch(artifact_dir: Path, recorded: int | None = None) -> int | None:
+    """The epoch whose weights a run kept: its model.json's `epoch` (the weights' own record), else `recorded`."""
+    import json
+
+    path = Path(artifact_dir) / layout.SIDECAR
+    try:
+        epoch = json.loads(path.read_text()).get("epoch") if path.is_file() else None
+    except (OSError, ValueError):
+        epoch = None
+    return int(epoch) if isinstance(epoch, int) and epoch > 0 else recorded
 
 
 def epoch_label(epoch: int | str, best_epoch: int | None = None) -> str:
