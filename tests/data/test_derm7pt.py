@@ -25,6 +25,12 @@ CASES = [  # diagnosis, pigment_network, streaks, pigmentation, regression, dots
 ]
 
 
+def _management(diagnosis: str, i: int) -> str:
+    """As in the release, every melanoma was excised; the other lesions were excised or followed up (so the
+    feature varies within one label group only, issue 28 item 7)."""
+    return "excision" if diagnosis.startswith("melanoma") or i % 2 else "clinical follow up"
+
+
 def write_fixture(root, columns=META_COLUMNS) -> None:
     """A Derm7pt-shaped release: meta/meta.csv with the official columns, split files, images in subfolders."""
     (root / "meta").mkdir(parents=True)
@@ -35,7 +41,7 @@ def write_fixture(root, columns=META_COLUMNS) -> None:
                      "streaks": st, "pigmentation": pig, "regression_structures": reg, "dots_and_globules": dag,
                      "blue_whitish_veil": bwv, "vascular_structures": vs, "level_of_diagnostic_difficulty": "low",
                      "elevation": "flat", "location": "back", "sex": "female" if i % 2 else "male",
-                     "management": "excision", "clinic": f"{folder}/{folder}{i:03d}.jpg",
+                     "management": _management(diag, i), "clinic": f"{folder}/{folder}{i:03d}.jpg",
                      "derm": f"{folder}/{folder}{i:03d}_d.jpg", "case_id": f"{folder.upper()}{i:03d}", "notes": ""})
     pd.DataFrame(rows)[list(columns)].to_csv(root / "meta" / "meta.csv", index=False)
     for name, idx in (("train", [0, 1, 2, 3]), ("valid", [4, 5]), ("test", [6, 7])):
@@ -172,7 +178,10 @@ def test_criteria_are_concepts_and_case_facts_metadata(tmp_path):
     assert {c: data.feature_kinds[c] for c in facts} == dict.fromkeys(facts, "metadata")
     source = build_feature_table(data, abcd=False).source  # the fixture's varying columns (constant ones skipped)
     assert source["atypical_pigment_network"] == "concept" and source["blue_whitish_veil"] == "concept"
-    assert source["sex"] == "metadata"
+    assert source["sex"] == "metadata" and source["management"] == "metadata"
+    melanoma = data.labels.numpy() == 2
+    assert set(data.concepts["management"][melanoma]) == {"excision"}  # one level within the melanomas
+    assert data.concepts["management"][~melanoma].nunique() == 2
     sub = data.subset(np.arange(3))
     assert sub.feature_kinds == data.feature_kinds
 
