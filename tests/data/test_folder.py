@@ -341,6 +341,8 @@ def test_errors_name_the_file_or_column_and_the_fix(tmp_path: Path, options: dic
 def test_errors_in_the_csv_and_the_path(tmp_path: Path) -> None:
     make_folder(tmp_path / "d")
     assert "does not exist" in load_error(tmp_path / "missing", **BASE)
+    # the folder above the dataset: the message names the one that holds the labels (issue 28)
+    assert f"{tmp_path / 'd'} holds it: point folder: at that folder" in load_error(tmp_path, **BASE)
     assert "labels=FILE.csv is required" in load_error(tmp_path / "d", **{"images": "img"})
     meta = tmp_path / "d" / "meta.csv"
     table = pd.read_csv(meta)

@@ -224,12 +224,14 @@ def _where(opts: FolderOptions, column: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------- table
 def read_table(opts: FolderOptions) -> pd.DataFrame:
     """The labels CSV with the named columns checked: present, ids unique, labels non-empty."""
+    if not opts.labels.is_file():
+        below = _one_level_down(opts)
+        raise DataError(f"dataset spec '{opts.spec}': labels file {opts.labels} not found; "
+                        + (f"{below} holds it: point folder: at that folder" if below else
+                           f"fix labels= (relative to {opts.root}, or absolute)"))
     if not opts.images.is_dir():
         raise DataError(f"dataset spec '{opts.spec}': image folder {opts.images} does not exist; fix "
                         f"images= (relative to {opts.root}) or the dataset path")
-    if not opts.labels.is_file():
-        raise DataError(f"dataset spec '{opts.spec}': labels file {opts.labels} not found; fix labels= "
-                        f"(relative to {opts.root}, or absolute)")
     text_cols = [c for c in (opts.id_col, opts.group_col, opts.domain_col, opts.split_col) if c]
     sep = "\t" if opts.labels.suffix.lower() in (".tsv", ".tab") else ","
     try:
@@ -238,6 +240,16 @@ def read_table(opts: FolderOptions) -> pd.DataFrame:
         raise DataError(f"{opts.labels}: cannot read as CSV ({_one_line(exc)}); fix the file") from None
     _check_columns(table, opts)
     return table
+
+
+def _one_level_down(opts: FolderOptions) -> Path | None:
+    """A subfolder of the dataset folder holding the labels file at the same relative path (the layout sits one
+    level down, e.g. the unpacked archive's own folder), or None."""
+    try:
+        relative = opts.labels.relative_to(opts.root)
+    except ValueError:  # an absolute labels= path elsewhere
+        return None
+    return next((p for p in sorted(opts.root.iterdir()) if p.is_dir() and (p / relative).is_file()), None)
 
 
 def _check_columns(table: pd.DataFrame, opts: FolderOptions) -> None:
