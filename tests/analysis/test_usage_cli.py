@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -41,11 +42,10 @@ def test_features_writes_the_usage_table_for_best_and_saved_epochs(run_dir, feat
     assert "feature 'same' skipped (constant over all images)" in done.stdout
     table = pd.read_csv(run_dir / "features" / "usage.csv")
     assert set(table["epoch"].astype(str)) == {"1", "best"}
-    results = pd.read_csv(run_dir / "results.csv").drop_duplicates(["model", "seed"])
-    kept = dict(zip(zip(results["model"], results["seed"], strict=True), results["best_epoch"], strict=True))
     best = table[table["epoch"] == "best"]
-    assert [f"best (epoch {kept[(m, s)]})" for m, s in zip(best["model"], best["seed"], strict=True)] == \
-        best["epoch_label"].tolist()
+    kept = [json.loads((run_dir / "artifacts" / "synth" / m / f"seed{s}-trial0" / "model.json").read_text())["epoch"]
+            for m, s in zip(best["model"], best["seed"], strict=True)]
+    assert best["epoch_label"].tolist() == [f"best (epoch {e})" for e in kept]  # the weights' own epoch
     assert "best (epoch" in done.stdout and "final" not in done.stdout
     assert {"patch", "asymmetry", "hair", "odd", "border_compactness"} <= set(table["feature"])
     assert "same" not in set(table["feature"])
@@ -105,7 +105,7 @@ def test_probe_writes_flip_rates_with_the_ood_gap_and_rejects_unknown_artefacts(
     assert probed == 0  # its error, if any, is in the captured output of the setup
     table = pd.read_csv(run_dir / "features" / "probes.csv")
     assert set(zip(table["probe"], table["artefact"], strict=True)) == {("insert", "patch"), ("insert", "ink"),
-                                                                        ("remove", "patch")}
+                                                                        ("remove", "patch"), ("sham", "patch")}
     assert table["flip_rate"].between(0, 1).all() and table["ood_gap"].notna().all()
     assert (table["flip_rate_low"] <= table["flip_rate"]).all()
     assert (table["flip_rate"] <= table["flip_rate_high"]).all()
