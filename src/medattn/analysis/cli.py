@@ -145,7 +145,8 @@ def seed_summary(rows, column: str) -> str:
         r = rows.iloc[0]
         return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
     t = mean_t_interval(rows[column])
-    return f"{t.mean:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}]"
+    low, high = (max(t.ci_low, 0.0), min(t.ci_high, 1.0)) if column == "flip_rate" else (t.ci_low, t.ci_high)
+    return f"{t.mean:+.3f} [{low:+.3f}, {high:+.3f}]"  # a rate's t interval clipped to [0, 1]
 
 
 def print_probe_summary(table) -> None:
