@@ -86,14 +86,16 @@ def test_templates_scale_with_the_image_per_axis(bank):
 
 
 def test_bubbles_avoid_the_lesion_and_circles_enclose_it(bank):
-    """Lesion = left half: no bubble pixel on it; a lesion disc off centre: the ring's centroid is the disc's."""
+    """Lesion = left half: no bubble or ink-spot pixel on it; a lesion disc off centre: the ring's centroid is
+    the disc's."""
     n, s = 40, 48
     masks = np.zeros((n, s, s), np.uint8)
     masks[:, :, : s // 2] = 1
     img = np.full((n, 3, s, s), 150, np.uint8)
-    _, art = insert_artefacts(img, {"bubble": np.ones(n, bool)}, bank, lesion_masks=masks, seed=3,
-                              field_size=(s * 2, s * 2))
-    assert art["bubble"].sum() > 0 and (art["bubble"] * masks).sum() == 0
+    _, art = insert_artefacts(img, {"bubble": np.ones(n, bool), "ink": np.ones(n, bool)}, bank,
+                              lesion_masks=masks, seed=3, field_size=(s * 2, s * 2))
+    for t in ("bubble", "ink"):
+        assert art[t].sum() > 0 and (art[t] * masks).sum() == 0
     disc = np.zeros((n, s, s), np.uint8)
     yy, xx = np.mgrid[:s, :s]
     disc[:, np.hypot(yy - 18, xx - 28) < 6] = 1

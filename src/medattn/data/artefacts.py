@@ -16,7 +16,8 @@ Insertion types (`TYPES`) and their placement, after the paper's rules:
   to 12 degrees. The source decides which (14 peripheral, 6 across).
 - `bubble`: 2-6 bubbles of one source, each at the best of 16 random centres: off the lesion (at least half the
   bubble's size from the lesion mask) when masks are given.
-- `ink`: 1-2 spot markings of one source, anywhere, in one of 8 orientations (rotations by 90 degrees, flips).
+- `ink`: 1-2 spot markings of one source, anywhere but on the lesion (placed as bubbles: the paper lowers the
+  probability on the lesion for every type but circles and rulers), at 3 sizes (0.8, 1, 1.25), flipped.
 - `ink_circle`: one circle marking centred on the lesion's centre of mass (the image centre without masks),
   scaled so that it encloses the lesion (its box 2 x the lesion's equivalent diameter, +- 15 %).
 
@@ -434,12 +435,12 @@ def _off_lesion(stamps: Stamps, image: np.ndarray, stamp: np.ndarray, les: Lesio
 
 def _place_spots(stamps: Stamps, idx: np.ndarray, les: Lesions, h: int, w: int,
                  rng: np.random.Generator) -> Placement:
-    """1-2 ink spots of one source per image, anywhere, turned by a multiple of 90 degrees and flipped."""
+    """1-2 ink spots of one source per image, anywhere off the lesion (as bubbles), flipped at random."""
     group = _pick_source(stamps, ("ink",), idx.size, rng)
     count = 1 + rng.binomial(1, 0.4, idx.size)
     image = np.repeat(idx, count)
     stamp = _by_group(stamps, ("ink",), np.repeat(group, count), rng.random(image.size))
-    cy, cx = rng.uniform(0.05, 0.95, image.size) * h, rng.uniform(0.05, 0.95, image.size) * w
+    cy, cx = _off_lesion(stamps, image, stamp, les, h, w, rng)
     return _instances(image, stamp, cy, cx, stamps, rng)
 
 
