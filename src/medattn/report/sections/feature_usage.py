@@ -75,6 +75,12 @@ def feature_usage_section(ctx: ReportContext, dataset: str) -> Section | None:
         section.add(FigureBlock(f"feature-usage-curves-{dataset}", _curves(usage),
                                 "Corrected CMI (bits) vs saved epoch, mean over seeds (most used features; the "
                                 "last point is the kept, best-validation epoch)"))
+        over_training = _epoch_vs_kept(usage, min(epochs, key=lambda e: int(e)) if all(
+            str(e).isdigit() for e in epochs) else epochs[0])
+        if over_training is not None:
+            section.add(Paragraph("Does usage change over training? Per model and feature, the corrected CMI at the "
+                                  "kept weights minus at the earliest saved epoch, on the same test images, paired "
+                                  "by seed (paired t-test, Holm across features):"), over_training)
     paired = _attention_vs_plain(kept, plain_references(model_roles(ctx.results[ctx.results["dataset"] == dataset])))
     if paired is not None:
         section.add(Paragraph("Does attention change which features are used? Per attention variant, the "
@@ -196,6 +202,27 @@ def _attention_vs_plain(table: pd.DataFrame, plain_of: dict[str, str]) -> Table 
         return None
     return Table(("attention model", "plain backbone", "feature", "seeds", "corrected CMI difference", "p",
                   "p (Holm)", "verdict"), tuple(rows), ("l", "l", "l", "r", "r", "r", "r", "l"))
+
+
+def _epoch_vs_kept(usage: pd.DataFrame, early: str) -> Table | None:
+    """Per model and feature: kept-weights minus `early`-epoch corrected CMI, paired by seed, p (Holm), verdict."""
+    rows = []
+    for model, part in usage.groupby("model", sort=False):
+        late = part[part["epoch"].isin(KEPT)]
+        pairs = late.merge(part[part["epoch"] == early], on=["feature", "seed"], suffixes=("", "_early"))
+        found = []
+        for feature, p in pairs.groupby("feature", sort=False):
+            d = p["value"].to_numpy(float) - p["value_early"].to_numpy(float)
+            diff = paired_t(d[~np.isnan(d)])
+            found.append([model, feature, diff.n, float(diff.mean), float(diff.p)])
+        adjusted = holm([r[-1] for r in found]) if found else []
+        rows += [(m, f, f"epoch {early}", str(n), f"{d:+.4f}", fmt.pvalue(p, ALPHA), fmt.pvalue(a, ALPHA),
+                  _verdict(m, d, a))
+                 for (m, f, n, d, p), a in zip(found, adjusted, strict=True)]
+    if not rows:
+        return None
+    return Table(("model", "feature", "compared with", "seeds", "corrected CMI change", "p", "p (Holm)", "verdict"),
+                 tuple(rows), ("l", "l", "l", "r", "r", "r", "r", "l"))
 
 
 def _verdict(model: str, diff: float, p_holm: float) -> str:
