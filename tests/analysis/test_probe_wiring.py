@@ -87,3 +87,24 @@ def test_the_run_seed_drives_the_artefact_placement():
     probe_run(model_probs, data, opts, seed=0)
     probe_run(model_probs, data, opts, seed=1)
     assert torch.equal(drawn[1], drawn[3]) and not torch.equal(drawn[1], drawn[5])
+
+
+def test_two_level_bootstrap_widens_with_seed_spread_and_is_written_on_every_seeds_row():
+    import pandas as pd
+
+    from medattn.analysis.probes import seed_intervals, two_level_interval
+
+    rng = np.random.default_rng(0)
+    same = np.tile((rng.random(40) < 0.3).astype(float), (3, 1))  # three seeds flipping the same images
+    spread = same.copy()
+    spread[0], spread[2] = 0.0, 1.0  # seeds that disagree: flip nothing / everything
+    low, high = two_level_interval(same, 2000, 0)
+    assert low <= same.mean() <= high and high - low < 0.35
+    wide_low, wide_high = two_level_interval(spread, 2000, 0)
+    assert wide_high - wide_low > 1.5 * (high - low)
+    assert np.isnan(two_level_interval(same[:1], 100, 0)[0])  # one seed: no interval over seeds
+    table = pd.DataFrame({"dataset": "d", "model": "m", "probe": "insert", "artefact": "patch", "seed": [0, 1, 2]})
+    arrays = [{"_flips": row, "_delta": row / 10} for row in spread]
+    out = seed_intervals(table, arrays, 2000, 0)
+    assert out["flip_rate_seeds_low"].nunique() == 1 and out["flip_rate_seeds_low"].iloc[0] == wide_low
+    assert out["delta_positive_prob_seeds_high"].iloc[0] == pytest.approx(two_level_interval(spread / 10, 2000, 0)[1])

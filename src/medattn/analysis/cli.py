@@ -144,6 +144,9 @@ def seed_summary(rows, column: str) -> str:
     if len(rows) == 1:
         r = rows.iloc[0]
         return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
+    if f"{column}_seeds_low" in rows and rows[f"{column}_seeds_low"].notna().all():  # two-level bootstrap
+        mean = rows[column].mean()
+        return f"{mean:+.3f} [{rows[column + '_seeds_low'].iloc[0]:+.3f}, {rows[column + '_seeds_high'].iloc[0]:+.3f}]"
     t = mean_t_interval(rows[column])
     low, high = (max(t.ci_low, 0.0), min(t.ci_high, 1.0)) if column == "flip_rate" else (t.ci_low, t.ci_high)
     return f"{t.mean:+.3f} [{low:+.3f}, {high:+.3f}]"  # a rate's t interval clipped to [0, 1]
@@ -155,8 +158,9 @@ def print_probe_summary(table) -> None:
         console.print("nothing to probe (no run, or no test image without the artefact)")
         return
     grid = Table(title=escape("shortcut probes: one seed: value [95% interval: exact for the flip rate, bootstrap "
-                              "over images otherwise]; several seeds: mean [t interval over seeds]; sham: "
-                              "inpainting of clean images, the control for remove"))
+                              "over images otherwise]; several seeds: mean [two-level bootstrap over seeds and "
+                              "the shared images; t interval over seeds for balanced accuracy]; sham: inpainting of "
+                              "clean images, the control for remove"))
     for col in ("dataset", "model", "probe", "artefact", "seeds", "flip rate", "delta P(positive)",
                 "delta balanced acc", "ID - OOD gap"):
         grid.add_column(col, justify="right" if col[0] in "fdsI" else "left")

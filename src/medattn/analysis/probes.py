@@ -15,8 +15,10 @@ dealt at random to clean images). A removal flip rate near the sham's says the a
 Per model and probe: the prediction flip rate with its exact Clopper-Pearson 95 % interval (statsmodels; zero
 flips in 60 images give [0, 0.060], not [0, 0]), the mean change of the positive-class probability and the
 balanced-accuracy change, each with a percentile bootstrap 95 % CI over images (`PROBE_BOOTSTRAP` resamples,
-vectorised); as in Bissoto et al. ("(De)constructing bias on skin lesion datasets", CVPR-W 2019) and the
-shortcut tests of Geirhos et al. 2020, a model that ignores the artefact flips few predictions. The artefacts'
+vectorised); across the seeds of a model, a two-level bootstrap (seeds, then the shared images) gives the
+interval of the mean flip rate and change of P(positive) (`*_seeds_low/high`, the same on every seed's row).
+As in Bissoto et al. ("(De)constructing bias on skin lesion datasets", CVPR-W 2019) and the shortcut tests of
+Geirhos et al. 2020, a model that ignores the artefact flips few predictions. The artefacts'
 random placement and look are drawn from the probe seed *and the run's seed*, so every run sees its own draw.
 """
 
@@ -174,11 +176,47 @@ def probe_effects(before: np.ndarray, after: np.ndarray, label: np.ndarray, posi
     boot_bacc = balanced_accuracy(p1[idx], label[idx], classes) - balanced_accuracy(p0[idx], label[idx], classes)
     out = {"n": int(len(label)), "flip_rate": float(flips.mean()), "delta_positive_prob": float(delta.mean()),
            "delta_balanced_accuracy": float(bacc)}
+    out["_flips"], out["_delta"] = flips.astype(float), delta.astype(float)  # per image, for the seed summary
     out["flips"] = int(flips.sum())
     out["flip_rate_low"], out["flip_rate_high"] = flip_interval(int(flips.sum()), len(label))
     for key, boot in (("delta_positive_prob", delta[idx].mean(1)), ("delta_balanced_accuracy", boot_bacc)):
         low, high = np.quantile(boot, [0.025, 0.975]) if len(boot) else (np.nan, np.nan)
         out[f"{key}_low"], out[f"{key}_high"] = float(low), float(high)
+    return out
+
+
+def two_level_interval(values: np.ndarray, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of (seeds, images) values, resampling seeds and then the shared images.
+
+    The two-level (hierarchical) bootstrap of Davison and Hinkley (1997, section 3.8): seeds are drawn with
+    replacement, then images, the same image draw for every seed (the runs saw the same test images).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[0] < 2 or values.shape[1] == 0 or resamples <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, values.shape[0], (resamples, values.shape[0]))
+    images = rng.integers(0, values.shape[1], (resamples, values.shape[1]))
+    means = values[seeds[:, :, None], images[:, None, :]].mean((1, 2))
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def seed_intervals(table: pd.DataFrame, arrays: list[dict], resamples: int, seed: int) -> pd.DataFrame:
+    """Add the two-level intervals over seeds (flip rate, change of P(positive)) to every row of its group."""
+    keys = ["dataset", "model", "probe", "artefact"]
+    out = table.copy()
+    for column in ("flip_rate", "delta_positive_prob"):
+        out[f"{column}_seeds_low"] = np.nan
+        out[f"{column}_seeds_high"] = np.nan
+    for _, part in out.groupby(keys, sort=False):
+        for column, key in (("flip_rate", "_flips"), ("delta_positive_prob", "_delta")):
+            stacked = [arrays[i][key] for i in part.index]
+            if len({len(a) for a in stacked}) != 1:
+                continue
+            low, high = two_level_interval(np.stack(stacked), resamples, seed)
+            out.loc[part.index, f"{column}_seeds_low"] = low
+            out.loc[part.index, f"{column}_seeds_high"] = high
     return out
 
 
@@ -257,7 +295,10 @@ def probe_table(run_dir: Path, opts: ProbeOptions = ProbeOptions()) -> pd.DataFr
             for r in probe_run(lambda imgs, p=path: predict_checkpoint(p, imgs), data, opts, int(row.seed)):
                 key = {k: getattr(row, k) for k in RUN_KEYS}
                 rows.append({**key, **r, "ood_gap": gaps.get((row.dataset, row.model, int(row.seed)), np.nan)})
+    arrays = [{k: r.pop(k) for k in ("_flips", "_delta")} for r in rows]
     table = pd.DataFrame(rows)
+    if not table.empty:
+        table = seed_intervals(table, arrays, opts.bootstrap, opts.seed)
     writer.write_table(run_dir / FEATURES_DIR / PROBES_FILE, table)
     return table
 

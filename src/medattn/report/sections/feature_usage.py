@@ -268,7 +268,8 @@ def shortcut_probe_section(ctx: ReportContext, dataset: str) -> Section | None:
     table = Table(("model", "probe", "artefact", "seeds", "flip rate", "change of P(positive)",
                    "change of balanced accuracy", "ID - OOD gap"), tuple(rows), ("l", "l", "l", *("r",) * 5),
                   caption="one seed: value [95% interval: exact Clopper-Pearson for the flip rate, bootstrap over "
-                          "images otherwise]; several seeds: mean [95% t interval over seeds]")
+                          "images otherwise]; several seeds: mean [95% two-level bootstrap over seeds and the "
+                          "shared images; t interval over seeds for balanced accuracy]")
     return Section("Shortcut probes").add(Paragraph(
         "An artefact drawn with derm-synth's renderer is inserted into test images that lack it (insert), or "
         "filled in from its surroundings where artefact masks exist (remove). Inpainting alone changes images, so "
@@ -282,6 +283,9 @@ def _seed_summary(part: pd.DataFrame, column: str) -> str:
     if len(part) == 1:
         r = part.iloc[0]
         return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
+    if f"{column}_seeds_low" in part and part[f"{column}_seeds_low"].notna().all():  # two-level bootstrap
+        mean = part[column].mean()
+        return f"{mean:+.3f} [{part[column + '_seeds_low'].iloc[0]:+.3f}, {part[column + '_seeds_high'].iloc[0]:+.3f}]"
     t = mean_t_interval(part[column])
     low, high = (max(t.ci_low, 0.0), min(t.ci_high, 1.0)) if column == "flip_rate" else (t.ci_low, t.ci_high)
     return f"{t.mean:+.3f} [{low:+.3f}, {high:+.3f}]"  # a rate's t interval clipped to [0, 1]
