@@ -123,6 +123,7 @@ def test_report_shows_feature_usage_and_shortcut_probes(run_dir, featured, probe
     assert "feature-usage-synth.png" in text and "feature-usage-curves-synth.png" in text
     assert "ABCD features per class" in text and re.search(r"\|\s*insert\s*\|\s*patch\s*\|", text)
     assert "does not show that the model looks at the feature" in text  # what 'used' means, and what it does not
+    assert re.search(r"\d+ of 300 masks touch the image edge", text)
     assert "Does usage change over training?" in text and re.search(r"\|\s*epoch 1\s*\|", text)
     assert "corrected CMI (bits)" in text and "direction (1-df test)" in text and "at best (epoch" in text
     assert "final" not in text.split("### Feature usage")[1].split("### Shortcut probes")[0]

@@ -220,12 +220,15 @@ def usage_table(run_dir: Path, opts: UsageOptions = UsageOptions(),
 
 
 def write_abcd_values(run_dir: Path, dataset: str, data: ImageSet, features: FeatureTable) -> Path | None:
-    """Write every image's ABCD features with its class and split (for the report's per-class distributions)."""
+    """Write every image's ABCD features with its class, split and whether its mask touches the image edge."""
+    from medattn.analysis.abcd import touches_edge
+
     columns = [c for c, src in features.source.items() if src == "abcd"]
     if not columns:
         return None
     table = features.table[columns].assign(label=[data.class_names[i] for i in data.labels.tolist()],
-                                           split=data.split)
+                                           split=data.split,
+                                           touches_edge=touches_edge(data.masks) if data.masks is not None else False)
     return writer.write_table(run_dir / FEATURES_DIR / layout.abcd_name(dataset), table, digits=5)
 
 

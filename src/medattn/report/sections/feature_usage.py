@@ -236,7 +236,7 @@ def _verdict(model: str, diff: float, p_holm: float) -> str:
 
 def _abcd_blocks(abcd: pd.DataFrame, dataset: str) -> list:
     """Per-class medians (IQR) of the ABCD features, and box plots of them by class."""
-    features = [c for c in abcd.columns if c not in ("label", "split")]
+    features = [c for c in abcd.columns if c not in ("label", "split", "touches_edge")]
     rows = []
     for label, part in abcd.groupby("label"):
         cells = [f"{part[f].median():.3g} ({part[f].quantile(.25):.3g}-{part[f].quantile(.75):.3g})" for f in features]
@@ -250,8 +250,13 @@ def _abcd_blocks(abcd: pd.DataFrame, dataset: str) -> list:
         ax.boxplot([abcd.loc[abcd["label"] == c, f].dropna() for c in labels], showfliers=False)
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=45, fontsize=7)
         ax.set_title(f, fontsize=8)
+    edge = ""
+    if "touches_edge" in abcd:
+        edge = (f" {int(abcd['touches_edge'].astype(bool).sum())} of {len(abcd)} masks touch the image edge: their "
+                "shape features describe the visible part of the lesion only. The features are computed at the "
+                "loader's image size (see docs/features.md for their agreement with the stored masks).")
     return [Paragraph("ABCD features computed from the lesion masks and images (see `medattn.analysis.abcd` for "
-                      "the definitions and the colour thresholds):"), table,
+                      "the definitions and the colour thresholds)." + edge), table,
             FigureBlock(f"abcd-by-class-{dataset}", fig, "ABCD features by class (boxes: quartiles, no outliers)")]
 
 
