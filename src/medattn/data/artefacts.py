@@ -121,10 +121,6 @@ class Stamps:
         self.source.append(source)
         self.variant.append(variant)
 
-    def index(self, kind: str) -> np.ndarray:
-        """Positions of the stamps of one kind."""
-        return np.flatnonzero(np.asarray(self.kind) == kind)
-
     def shape(self) -> np.ndarray:
         """(S, 2) heights and widths."""
         return np.array([s.shape for s in self.support]).reshape(-1, 2)
