@@ -20,7 +20,6 @@ from medattn.survey.render import image_rgb, overlay, png_bytes
 from medattn.survey.source import read_run_maps, read_sample
 from medattn.survey.store import Arm, Item, Meta, Panel, SurveyError, make_engine
 
-
 KEY = "07" * 32
 
 

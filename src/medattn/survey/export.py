@@ -53,7 +53,8 @@ def neutralise(cell: object) -> object:
 
 def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``frame`` with every text cell neutralised (:func:`neutralise`)."""
-    text = [c for c in frame.columns if frame[c].dtype == object]
+    types = pd.api.types
+    text = [c for c in frame.columns if types.is_object_dtype(frame[c]) or types.is_string_dtype(frame[c])]
     return frame.assign(**{c: frame[c].map(neutralise) for c in text})
 
 
