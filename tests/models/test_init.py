@@ -117,7 +117,8 @@ def test_trained_run_records_the_checkpoint_hash_in_model_json(tmp_path, timm_re
     path, _ = timm_resnet18
     data = generate_derm_synth(n=32, size=32)
     cfg = ModelConfig(backbone="resnet18", stem="s2", init=f"file:{path}")
-    train_run(data, cfg, TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"), 0, tmp_path)
+    train_run(data, cfg, TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu", precision="fp32"), 0,
+              tmp_path)
     sidecar = json.loads((tmp_path / layout.SIDECAR).read_text())
     assert sidecar["model"]["init"] == f"file:{path}"
     assert sidecar["model"]["init_record"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

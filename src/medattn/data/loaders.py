@@ -1,3 +1,3 @@
 """Built-in dataset loaders; importing this module registers them."""
 
-from medattn.data import derm7pt, folder, medmnist_npz, synthetic  # noqa: F401
+from medattn.data import camelyon17, derm7pt, folder, medmnist_npz, synthetic  # noqa: F401
