@@ -11,6 +11,7 @@ from medattn.data.cli import app as data_app
 from medattn.errors import UserError
 from medattn.explain.cli import explain_command
 from medattn.models.cli import app as models_app
+from medattn.pretrain.cli import pretrain_command
 from medattn.report.cli import report_command
 from medattn.study.cli import app as study_app
 from medattn.survey.cli import app as survey_app
@@ -20,6 +21,7 @@ app = typer.Typer(help="Does adding attention to my CNN help on my medical image
                   pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
 app.command("train")(train_command)
+app.command("pretrain")(pretrain_command)
 app.command("explain")(explain_command)
 app.add_typer(models_app, name="models")
 app.add_typer(study_app, name="study")

@@ -1,0 +1,1 @@
+"""Self-supervised pretraining (SimCLR, MICLe) of a backbone whose encoder `init: ssl:RUN_DIR` loads."""
