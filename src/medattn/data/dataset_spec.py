@@ -82,7 +82,8 @@ def load_dataset(spec: str | DataSpec, ctx: LoadContext | None = None) -> ImageS
 
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     ctx = ctx or LoadContext.from_env()
-    base, shortcut = split_shortcut(parsed, ctx)
+    # derm-synth plants its own shortcut and owns the shortcut_corr option; real-image loaders get pasted templates.
+    base, shortcut = (parsed, None) if parsed.kind == "synthetic" else split_shortcut(parsed, ctx)
     data = _LOADERS[base.kind](base, ctx)
     return data if shortcut is None else apply_shortcut(data, shortcut)
 
