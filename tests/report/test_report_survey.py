@@ -58,7 +58,7 @@ def test_survey_section_reports_the_analysis_of_the_export(tmp_path: Path):
     paired = result.paired.set_index("arm").loc["resnet18+se/gradcam"]
     assert f"{paired.mean_diff:+.2f} [{paired.ci_low:+.2f}, {paired.ci_high:+.2f}]" in markdown
     alpha = result.agreement.set_index("measure").loc["krippendorff_alpha_ordinal_scores", "value"]
-    assert re.search(rf"\| +{alpha:.3f} \|", markdown)
+    assert re.search(rf"\| +{alpha:.3f} \[[-0-9.]+, [-0-9.]+\] \|", markdown)  # with its bootstrap interval
     assert "## By rater experience" in markdown or "By rater experience" in markdown
     assert len(section.figures()) == 1
 

@@ -75,23 +75,36 @@ def test_agreement_equals_krippendorff_and_kendall_w_is_the_textbook_value():
     assert kendall_w(np.tile([1, 2, 3, 4, 5], (3, 1)).astype(float)) == pytest.approx(1.0)
 
 
-def test_friedman_and_paired_comparisons_equal_scipy():
+def cr1_interval(values: np.ndarray, raters: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The CR1 cluster-robust t interval of a mean by hand: V = G/(G-1) sum_g (sum_i e_gi)^2 / N^2, t with G-1 df."""
+    mean = values.mean()
+    sums = pd.Series(values - mean).groupby(raters).sum().to_numpy()
+    g, n = len(sums), len(values)
+    se = np.sqrt(g / (g - 1) * (sums ** 2).sum() / n ** 2)
+    half = stats.t.ppf(0.5 + confidence / 2, g - 1) * se
+    return mean - half, mean + half, 2 * stats.t.sf(abs(mean) / se, g - 1)
+
+
+def test_friedman_and_paired_comparisons_are_by_rater_and_equal_scipy():
     arms = list(ARMS)
-    answers = simulate(3, 5, 10, arms, np.array([0.3, 0.4, 0.3]), {"resnet18+se/gradcam": 0.8})
+    answers = simulate(3, 8, 10, arms, np.array([0.3, 0.4, 0.3]), {"resnet18+se/gradcam": 0.8})
     result = analyze_answers(answers)
     blocks = answers.pivot_table(index=["rater", "item"], columns="arm", values="score")
-    chi2, p = stats.friedmanchisquare(*(blocks[a] for a in blocks.columns))
+    per_rater = blocks.groupby(level="rater").mean()
+    chi2, p = stats.friedmanchisquare(*(per_rater[a] for a in per_rater.columns))
+    assert result.friedman["blocks"] == 8
     assert result.friedman["chi2"] == pytest.approx(chi2) and result.friedman["p_value"] == pytest.approx(p)
     paired = result.paired.set_index("arm")
     assert set(paired.index) == {"resnet18+se/gradcam", "resnet18+cbam/gradcam"}
-    assert (paired["reference"] == "resnet18/gradcam").all()
+    assert (paired["reference"] == "resnet18/gradcam").all() and (paired["raters"] == 8).all()
     diff = blocks["resnet18+se/gradcam"] - blocks["resnet18/gradcam"]
-    assert paired.loc["resnet18+se/gradcam", "mean_diff"] == pytest.approx(diff.mean())
-    t = stats.ttest_rel(blocks["resnet18+se/gradcam"], blocks["resnet18/gradcam"])
-    assert paired.loc["resnet18+se/gradcam", "p_t"] == pytest.approx(t.pvalue)
-    assert paired.loc["resnet18+se/gradcam", "ci_low"] == pytest.approx(t.confidence_interval().low)
-    # the planted +0.8 shift is found, the absent one (cbam) is not
-    assert paired.loc["resnet18+se/gradcam", "p_holm"] < 0.001
+    low, high, p_t = cr1_interval(diff.to_numpy(), diff.index.get_level_values("rater").to_numpy())
+    row = paired.loc["resnet18+se/gradcam"]
+    assert row["mean_diff"] == pytest.approx(diff.mean())
+    assert (row["ci_low"], row["ci_high"], row["p_t"]) == pytest.approx((low, high, p_t))
+    assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(diff.groupby(level="rater").mean()).pvalue)
+    # the planted +0.8 shift is found (8 raters: exact Wilcoxon p = 2/256), the absent one (cbam) is not
+    assert row["p_holm"] < 0.05
     assert paired.loc["resnet18+cbam/gradcam", "p_holm"] > 0.05
 
 

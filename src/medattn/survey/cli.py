@@ -141,14 +141,17 @@ def analyze(
     result = analyze_answers(answers, source=str(db))
     write_analysis(result, out)
     console.print(f"{result.n_raters} raters, {result.n_items} images, {result.n_answers} answers; tables in {out}/")
-    _print_table(result.win_rates, "win rate (best-map choices), Wilson 95% CI")
+    if result.note:
+        console.print(f"[bold]{result.note}[/bold]")
+    _print_table(result.win_rates, "win rate (best-map choices), 95% CI clustered by rater")
     _print_table(result.bradley_terry, "Bradley-Terry strengths (choix ilsr_top1)")
-    _print_table(result.likert, "clinical relevance 1-5, mean and t 95% CI")
+    _print_table(result.likert, "clinical relevance 1-5, mean and 95% CI clustered by rater")
     if result.friedman:
         f = result.friedman
         console.print(f"Friedman across maps: chi2 = {f['chi2']:.3g}, p = {format_p(f['p_value'])} "
-                      f"({f['blocks']} rater-image blocks)")
+                      f"({f['blocks']} raters as blocks)")
     if len(result.paired):
-        _print_table(result.paired, "attention vs plain backbone (paired by rater and image)")
+        paired = result.paired if not result.note else result.paired.drop(columns=["p_t", "p_wilcoxon", "p_holm"])
+        _print_table(paired, "attention vs plain backbone (paired by rater and image, clustered by rater)")
     _print_table(result.agreement, "inter-rater agreement")
     _print_table(result.by_experience, "by rater experience")

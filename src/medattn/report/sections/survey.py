@@ -18,7 +18,7 @@ from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
 from medattn.report.registry import REPORT_SECTIONS
 from medattn.rundir import layout
-from medattn.survey.analyze import SurveyAnalysis, analyze_answers
+from medattn.survey.analyze import MIN_RATERS, SurveyAnalysis, analyze_answers
 
 ANSWERS = (layout.SURVEY, layout.SURVEY_ANSWERS)
 
@@ -38,7 +38,8 @@ def preference_table(result: SurveyAnalysis) -> Table:
                  for r in merged.itertuples())
     return Table(("map (model/method)", "chosen best (95% CI)", "wins/shown", "Bradley-Terry strength",
                   "choice share", "mean relevance 1-5 (95% CI)"), rows, ("l", "r", "r", "r", "r", "r"),
-                 caption="Win rate: share of answers choosing this map as best (Wilson interval). Bradley-Terry "
+                 caption="Win rate: share of answers choosing this map as best (95% interval clustered by rater: "
+                         "cluster-robust CR1, t with raters - 1 df). Bradley-Terry "
                          "(choix ilsr_top1) log-strengths from the forced choices; choice share = its softmax.")
 
 
@@ -46,11 +47,24 @@ def paired_table(result: SurveyAnalysis) -> Table | None:
     """Return each attention variant's relevance score vs its plain backbone (None without pairs)."""
     if result.paired.empty:
         return None
-    rows = tuple((f"`{r.arm}`", f"`{r.reference}`", str(r.n), f"{r.mean_diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
-                  fmt.pvalue(r.p_wilcoxon), fmt.pvalue(r.p_holm)) for r in result.paired.itertuples())
-    return Table(("attention map", "plain backbone", "pairs", "score difference (95% CI)", "p (Wilcoxon)",
+    rows = tuple((f"`{r.arm}`", f"`{r.reference}`", f"{r.n} ({r.raters} raters)",
+                  f"{r.mean_diff:+.2f} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]",
+                  _p(r.p_wilcoxon), _p(r.p_holm)) for r in result.paired.itertuples())
+    return Table(("attention map", "plain backbone", "pairs", "score difference (95% CI)", "p (Wilcoxon, raters)",
                   "p (Holm)"), rows, ("l", "l", "r", "r", "r", "r"),
-                 caption="Paired by rater and image (same explanation method); t interval of the mean difference.")
+                 caption="Paired by rater and image (same explanation method); interval clustered by rater; "
+                         "Wilcoxon signed-rank test of the raters' mean differences ('too few raters' below "
+                         f"{MIN_RATERS}).")
+
+
+def _signed(value: float) -> str:
+    """Return ``value`` with a sign and 2 decimals ('n/a' for NaN)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:+.2f}"
+
+
+def _p(value: float) -> str:
+    """Return a p-value, or 'too few raters' where it was withheld (NaN)."""
+    return "too few raters" if value is None or math.isnan(value) else fmt.pvalue(value)
 
 
 def agreement_table(result: SurveyAnalysis) -> Table:
@@ -58,9 +72,10 @@ def agreement_table(result: SurveyAnalysis) -> Table:
     names = {"krippendorff_alpha_ordinal_scores": "Krippendorff's alpha, relevance scores (ordinal)",
              "krippendorff_alpha_nominal_best": "Krippendorff's alpha, best-map choice (nominal)",
              "kendall_w_scores": "Kendall's W, relevance scores"}
-    rows = tuple((names[r.measure], _num(r.value, 3), str(r.raters), str(r.units))
-                 for r in result.agreement.itertuples())
-    return Table(("measure", "value", "raters", "units"), rows, ("l", "r", "r", "r"))
+    rows = tuple((names[r.measure], f"{_num(r.value, 3)} [{_num(r.ci_low, 3)}, {_num(r.ci_high, 3)}]", str(r.raters),
+                  str(r.units)) for r in result.agreement.itertuples())
+    return Table(("measure", "value (95% CI)", "raters", "units"), rows, ("l", "r", "r", "r"),
+                 caption="Percentile bootstrap intervals over units (images, or image x map), 500 resamples.")
 
 
 def experience_table(result: SurveyAnalysis) -> Table:
@@ -82,7 +97,8 @@ def win_rate_figure(result: SurveyAnalysis) -> FigureBlock:
     ax.set_xlim(0, 1)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    return FigureBlock("survey-win-rates", fig, "Best-map choices per map with 95% Wilson intervals; dashed: chance.")
+    return FigureBlock("survey-win-rates", fig,
+                       "Best-map choices per map with 95% intervals clustered by rater; dashed: chance.")
 
 
 def survey_sections(ctx: ReportContext) -> list[Section]:
@@ -99,9 +115,11 @@ def survey_sections(ctx: ReportContext) -> list[Section]:
                   f"`{'/'.join(ANSWERS)}`). For each image they chose the map that best highlights the clinically "
                   "relevant regions and rated every map's relevance from 1 to 5, blinded to the models."),
         preference_table(result), win_rate_figure(result)])
+    if result.note:
+        section.add(Paragraph(f"{result.note[0].upper()}{result.note[1:]} ({result.n_raters} so far)."))
     if result.friedman:
         f = result.friedman
-        section.add(Paragraph(f"Friedman test of the relevance scores across maps ({f['blocks']} rater-image blocks, "
+        section.add(Paragraph(f"Friedman test of the relevance scores across maps ({f['blocks']} raters as blocks, "
                               f"{f['arms']} maps): chi2 = {f['chi2']:.2f}, p = {fmt.pvalue(f['p_value'])}."))
     paired = paired_table(result)
     if paired is not None:
