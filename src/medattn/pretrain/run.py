@@ -72,6 +72,14 @@ def _projection(width: int, dim: int) -> nn.Module:
 
 def pretrain(data: ImageSet, cfg: PretrainConfig, seed: int, out_dir: Path | None) -> dict:
     """Train the encoder contrastively on `data`'s train split; write encoder + record to `out_dir`; return it."""
+    model, record = pretrain_encoder(data, cfg, seed)
+    if out_dir is not None:
+        write_encoder(model, record, Path(out_dir))
+    return record
+
+
+def pretrain_encoder(data: ImageSet, cfg: PretrainConfig, seed: int) -> tuple[nn.Module, dict]:
+    """The contrastively trained encoder (on `data`'s train split, labels unused) and the run's record."""
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if cfg.device == "auto" else cfg.device))
     torch.manual_seed(seed)
@@ -118,9 +126,7 @@ def pretrain(data: ImageSet, cfg: PretrainConfig, seed: int, out_dir: Path | Non
               "train_images": len(train), "groups_with_several_images": multi, "history": history,
               "stem": model.medattn_spec["stem"], "in_chans": data.in_chans, "image_size": data.image_size,
               "precision": precision.name, "seconds": time.perf_counter() - start}
-    if out_dir is not None:
-        write_encoder(model, record, Path(out_dir))
-    return record
+    return model, record
 
 
 def write_encoder(model: nn.Module, record: dict, out_dir: Path) -> Path:
