@@ -13,6 +13,7 @@ from medattn.explain.cli import explain_command
 from medattn.models.cli import app as models_app
 from medattn.pretrain.cli import pretrain_command
 from medattn.report.cli import report_command
+from medattn.segment.cli import app as segment_app
 from medattn.study.cli import app as study_app
 from medattn.survey.cli import app as survey_app
 from medattn.train.cli import train_command
@@ -25,6 +26,7 @@ app.command("pretrain")(pretrain_command)
 app.command("explain")(explain_command)
 app.add_typer(models_app, name="models")
 app.add_typer(study_app, name="study")
+app.add_typer(segment_app, name="segment")
 app.add_typer(survey_app, name="survey")
 app.command("report")(report_command)
 app.command("features")(features_command)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def make_segmenter(cfg: ModelConfig, data: ImageSet) -> SegmentationUNet:
 
 
 def train_segmentation(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int,
-                       out_dir: Path | None, on_epoch: EpochCallback | None = None) -> RunResult:
+                       out_dir: Path | None, on_epoch: EpochCallback | None = None,
+                       log: Callable[[str], None] | None = None) -> RunResult:
     """Train a U-Net, keep the epoch with the best validation Dice, score every non-train split per image, save.
 
     Args:
@@ -66,6 +68,7 @@ def train_segmentation(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainC
         seed: the run is a pure function of (configs, seed) on CPU.
         out_dir: where metrics.json, per-image predictions and the checkpoint go; None writes nothing.
         on_epoch: called with (epoch, validation metrics) after every epoch; may raise to stop the run.
+        log: where a line per epoch goes (None: nowhere).
     """
     require_masks(data, f"dataset '{data.source or data.name}'")
     device = resolve_device(train_cfg.device)
@@ -94,6 +97,8 @@ def train_segmentation(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainC
         if val[SELECT_ON] > best["score"]:
             best = {"score": val[SELECT_ON], "epoch": epoch,
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+        if log is not None:
+            log(f"epoch {epoch}/{train_cfg.epochs}: loss {loss:.4f}, val dice {val['dice']:.4f} ({seconds:.1f} s)")
         if on_epoch is not None:
             on_epoch(epoch, val)
         if train_cfg.early_stop_patience is not None and epoch - best["epoch"] >= train_cfg.early_stop_patience:
