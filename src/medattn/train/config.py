@@ -62,6 +62,7 @@ class TrainConfig(Strict):
     weight_decay: float = Field(0.05, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     warmup_epochs: float = Field(1.0, ge=0)
+    lr_milestones: list[int] = Field(default_factory=list)  # step schedule: lr x0.1 at these epochs; []: cosine
     class_weighted: bool = False
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stop_patience: int | None = Field(None, ge=1)

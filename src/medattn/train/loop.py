@@ -199,6 +199,8 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
+        if cfg.lr_milestones:  # MedMNIST v2's schedule: x0.1 at each milestone epoch
+            return 0.1 ** sum(step >= m * steps_per_epoch for m in cfg.lr_milestones)
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
