@@ -121,11 +121,11 @@ def test_training_reports_every_registered_metric():
     """The metric registry and what training computes are the same set (hand-made 2-class probabilities)."""
     import numpy as np
 
-    from medattn.rundir.metrics import METRIC_NAMES
+    from medattn.rundir.metrics import CLASSIFICATION_METRIC_NAMES
     from medattn.train.metrics import classification_metrics
 
     got = classification_metrics(np.array([0, 1, 1, 0]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]))
-    assert tuple(got) == METRIC_NAMES
+    assert tuple(got) == CLASSIFICATION_METRIC_NAMES
     assert got["accuracy"] == 0.75 and got["balanced_accuracy"] == 0.75
 
 

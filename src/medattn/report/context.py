@@ -55,12 +55,14 @@ class ReportSettings:
 
     @classmethod
     def from_study(cls, study: dict[str, Any], rope: float | None = None) -> ReportSettings:
-        """Return settings from study.json (``rope``, ``alpha``), with ``rope`` given here taking precedence."""
+        """Return settings from study.json (``rope``, ``alpha``; Dice is the primary metric of a ``task:
+        segmentation`` study), with ``rope`` given here taking precedence."""
         if rope is not None and not (0 <= rope < 1):
             raise DataError(f"--rope {rope}: the ROPE half-width is a proportion in [0, 1), e.g. 0.01 for +-1 pp")
         return cls(
             rope=float(rope) if rope is not None else _number(study.get("rope"), "rope", DEFAULT_ROPE, 0, 1),
             alpha=_number(study.get("alpha"), "alpha", DEFAULT_ALPHA, 1e-12, 1),
+            primary_metric="dice" if study.get("task") == "segmentation" else "balanced_accuracy",
         )
 
 

@@ -20,13 +20,24 @@ class Metric:
     description: str
 
 
-METRICS: tuple[Metric, ...] = (
+CLASSIFICATION_METRICS: tuple[Metric, ...] = (
     Metric("balanced_accuracy", True, True, "mean per-class recall over the classes present"),
     Metric("auc", True, True, "one-vs-rest ROC AUC averaged over classes (binary: AUC of class 1)"),
     Metric("macro_f1", True, True, "unweighted mean F1 over the classes present"),
     Metric("accuracy", True, True, "share of correctly classified images"),
     Metric("ece", False, False, "expected calibration error, top label, 15 equal-width bins"),
 )
+# A `task: segmentation` study's runs report these instead (means over images; medattn.segment.metrics), and
+# always select on validation Dice, so none is a `selection_metric`.
+SEGMENTATION_METRICS: tuple[Metric, ...] = (
+    Metric("dice", True, False, "per-image Dice of the lesion mask, averaged over images"),
+    Metric("iou", True, False, "per-image intersection over union of the lesion mask, averaged over images"),
+    Metric("hd95", False, False, "per-image 95th-percentile symmetric Hausdorff distance in pixels"),
+    Metric("asd", False, False, "per-image average symmetric surface distance in pixels"),
+    Metric("ece_fg", False, False, "calibration error of the pixels' lesion probability, 15 equal-width bins"),
+)
+METRICS: tuple[Metric, ...] = CLASSIFICATION_METRICS + SEGMENTATION_METRICS
+CLASSIFICATION_METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CLASSIFICATION_METRICS)
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 SELECTABLE_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.selectable)
 LOWER_IS_BETTER: frozenset[str] = frozenset({m.name for m in METRICS if not m.higher_is_better}

@@ -88,7 +88,9 @@ class Engine:
                  log: Log | None = None, worker: str | None = None) -> None:
         self.plan = plan
         self.storage = storage if storage is not None else open_plan_storage(plan)
-        if train_fn is None:
+        if train_fn is None and plan.spec.task == "segmentation":
+            from medattn.segment.train import train_segmentation as train_fn
+        elif train_fn is None:
             from medattn.train.loop import train_run as train_fn
         self.train_fn = train_fn
         self.log = log or logger.info
@@ -220,7 +222,7 @@ class Engine:
         return self._tune_data[name]
 
     def _run_tune(self, unit: Unit, frozen: FrozenTrial) -> None:
-        spec, metric = self.plan.spec, self.plan.spec.selection_metric
+        spec, metric = self.plan.spec, self.plan.spec.selection_key
         with optuna_quiet():
             study = optuna.load_study(study_name=unit.tune_study, storage=self.storage,
                                       sampler=make_sampler(self.plan, frozen.number), pruner=make_pruner(self.plan))
@@ -254,7 +256,7 @@ class Engine:
                      + (f", val {metric} {value:.4f}" if value is not None else ""))
 
     def _run_final(self, unit: Unit, frozen: FrozenTrial) -> None:
-        metric = self.plan.spec.selection_metric
+        metric = self.plan.spec.selection_key
         seed = int(frozen.user_attrs[SEED_ATTR])
         label = f"{unit.key} seed {seed}"
         params, tuned_from = self.best_params(unit)
@@ -338,7 +340,12 @@ class Engine:
         study = self.study(unit.final_study)
         if not self.plan.spec.cost or COST_ATTR in self.storage.get_study_user_attrs(study._study_id):
             return
-        cost = measure_model_cost(model_cfg, data)
+        if self.plan.spec.task == "segmentation":
+            from medattn.segment.cost import segmentation_cost
+
+            cost = segmentation_cost(model_cfg, data)
+        else:
+            cost = measure_model_cost(model_cfg, data)
         if cost is not None:
             study.set_user_attr(COST_ATTR, cost)
 

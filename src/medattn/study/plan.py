@@ -11,6 +11,7 @@ from typing import Any
 
 from medattn.data.dataset_spec import LoadContext, load_dataset, parse_spec
 from medattn.data.imageset import ImageSet
+from medattn.data.masks import require_masks
 from medattn.errors import DataError, ModelError
 from medattn.rundir import layout
 from medattn.study.spec import StudySpec, init_label, with_train_overrides
@@ -263,6 +264,11 @@ def validate_plan(plan: Plan) -> dict[str, ImageSet]:
             data[d.name] = load_dataset(d.spec, ctx)
         except DataError as exc:
             raise spec.error(d.origin + ("spec",), str(exc)) from None
+        if spec.task == "segmentation":
+            try:
+                require_masks(data[d.name], f"dataset '{d.name}'")
+            except DataError as exc:
+                raise spec.error(d.origin + ("spec",), str(exc)) from None
         present = data[d.name].split_names
         missing = [s for s in ("train", "val") if s not in present]
         if missing:
@@ -291,6 +297,14 @@ def check_model(spec: StudySpec, model: ModelVariant, data: ImageSet) -> None:
 def _try_build(spec: StudySpec, model: ModelVariant, cfg: ModelConfig, data: ImageSet, origin: PathKey) -> None:
     from medattn.models.build import build_model
 
+    if spec.task == "segmentation":
+        from medattn.segment.train import make_segmenter
+
+        try:
+            make_segmenter(cfg, data)
+        except ModelError as exc:
+            raise spec.error(origin, f"model '{model.name}': {exc}") from None
+        return
     try:
         build_model(cfg.backbone, cfg.attention, num_classes=data.num_classes, in_chans=data.in_chans,
                     image_size=data.image_size, small_stem=cfg.small_stem, stem=cfg.stem, drop_rate=cfg.drop_rate,

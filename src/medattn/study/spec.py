@@ -295,6 +295,7 @@ class StudySpec(Strict):
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     seeds: int | list[int] = 5
     selection_metric: Literal[SELECTABLE_METRICS] = "balanced_accuracy"
+    task: Literal["classification", "segmentation"] = "classification"  # segmentation: U-Nets, masks, Dice
     storage: str | None = None
     output: str | None = None
     data_dir: str | None = None
@@ -332,6 +333,11 @@ class StudySpec(Strict):
             if len(set(value)) != len(value) or min(value) < 0:
                 raise ValueError(f"seeds {value}: seed values must be distinct and >= 0")
         return value
+
+    @property
+    def selection_key(self) -> str:
+        """The validation metric runs are tuned and kept on: `selection_metric`, or Dice for segmentation."""
+        return "dice" if self.task == "segmentation" else self.selection_metric
 
     @property
     def seed_list(self) -> list[int]:
