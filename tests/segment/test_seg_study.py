@@ -1,0 +1,82 @@
+"""`task: segmentation` through the study machinery: a dataset without masks is refused at its YAML line (exit 2
+from the CLI), and a tiny study runs end to end into a report whose primary metric is Dice (slow)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medattn.errors import SpecError
+from medattn.study.plan import make_plan, validate_plan
+from medattn.study.spec import load_spec
+
+SPEC = """name: seg
+task: segmentation
+datasets:
+  - spec: {data}
+    name: tiny
+models:
+  grid:
+    backbones: [unet]
+    attentions: [gate]
+train: {{epochs: 1, batch_size: 8, precision: fp32, device: cpu, augment: {{enabled: false}}}}
+tuning: {{trials: 0}}
+seeds: 2
+output: {out}
+"""
+
+
+def _folder_without_masks(root):
+    (root / "img").mkdir(parents=True)
+    for i in range(10):
+        Image.fromarray(np.full((16, 16, 3), 20 * i, np.uint8)).save(root / "img" / f"s{i}.png")
+    pd.DataFrame({"id": [f"s{i}" for i in range(10)], "label": ["a", "b"] * 5}).to_csv(root / "m.csv", index=False)
+    return f"folder:{root}?images=img&labels=m.csv&size=16&workers=1"
+
+
+def test_segmentation_spec_on_a_dataset_without_masks_names_the_line(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.format(data=_folder_without_masks(tmp_path / "d"), out=tmp_path / "out"))
+    spec = load_spec(path)
+    with pytest.raises(SpecError, match=r"spec\.yaml:4: datasets\[0\]\.spec: dataset 'tiny': .* has no masks, so "
+                                        r"it cannot be segmented"):
+        validate_plan(make_plan(spec))
+
+
+def test_segment_train_without_masks_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    from medattn.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["medattn", "segment", "train", "--data", _folder_without_masks(tmp_path / "d"),
+                                      "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "has no masks" in err
+
+
+@pytest.mark.slow
+def test_tiny_segmentation_study_reports_dice_comparisons(tmp_path):
+    from medattn.rundir.layout import RESULTS_CSV
+    from medattn.rundir.writer import write_results
+    from medattn.study.engine import Engine
+    from medattn.study.hooks import after_study
+    from medattn.study.results import collect_results
+    from medattn.study.worker import run_worker
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.format(data="synthetic:derm-synth?n=40&size=32&artefacts=none", out=tmp_path / "out"))
+    plan = make_plan(load_spec(path))
+    validate_plan(plan)
+    assert run_worker(plan).exit_code == 0
+    write_results(collect_results(plan, Engine(plan).storage), plan.out_dir / RESULTS_CSV)
+    after_study(plan.spec, plan.out_dir)  # writes study.json and builds the report, as `medattn study run` does
+    comparisons = pd.read_csv(tmp_path / "out" / "report" / "comparisons.csv")
+    dice = comparisons[(comparisons["metric"] == "dice") & (comparisons["model"] == "unet+gate")
+                       & (comparisons["split"] == "test")]
+    assert len(dice) == 1 and dice["reference"].item() == "unet" and dice["n"].item() == 2
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "Primary metric: dice" in report and "### Dice by lesion size" in report
