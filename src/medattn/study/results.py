@@ -97,7 +97,7 @@ def _final_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str
 def _tune_rows(plan: Plan, storage: BaseStorage, unit: Unit, hp_names: list[str]) -> list[dict]:
     trials, _ = _trials(storage, unit.tune_study)
     rows = []
-    metric = plan.spec.selection_metric
+    metric = plan.spec.selection_key
     for state in slot_states(trials, tuning_keys(plan)).values():
         trial = state.done
         if trial is None:

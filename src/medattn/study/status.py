@@ -116,8 +116,8 @@ def status_table(plan: Plan, progress: list[UnitProgress]) -> Table:
         table.add_column(col, no_wrap=True)
     for stage in ("tune", "final"):
         table.add_column(f"{stage}\nd/r/f/w", justify="right", no_wrap=True)
-    table.add_column(f"best tune\nval {_abbrev(spec.selection_metric)}", justify="right")
-    table.add_column(f"final val\n{_abbrev(spec.selection_metric)}", justify="right")
+    table.add_column(f"best tune\nval {_abbrev(spec.selection_key)}", justify="right")
+    table.add_column(f"final val\n{_abbrev(spec.selection_key)}", justify="right")
     for p in progress:
         cells = [p.unit.dataset.name, p.unit.model.name]
         for s in (p.tune, p.final):

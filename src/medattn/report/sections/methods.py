@@ -114,7 +114,8 @@ def tuning_paragraph(ctx: ReportContext) -> str:
     if not isinstance(tuning, dict):
         return ("The tuning budget and search space were not recorded (no study.json with a `tuning` entry in the "
                 "run directory); the hyperparameters each model was retrained with are listed per dataset.")
-    metric = tuning.get("metric") or study.get("selection_metric") or "balanced_accuracy"
+    selection = "dice" if study.get("task") == "segmentation" else study.get("selection_metric")
+    metric = tuning.get("metric") or selection or "balanced_accuracy"
     trials = tuning.get("trials")
     epochs = tuning.get("max_epochs") or train.get("epochs")
     sampler = str(tuning.get("sampler") or "").lower()
