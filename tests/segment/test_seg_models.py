@@ -14,7 +14,7 @@ from medattn.segment.augment import augment_pair
 from medattn.segment.unet import build_segmenter, segmentation_attentions, set_recording
 from medattn.train.config import AugmentConfig
 
-VARIANTS = ["none", "gate", "canet", "transformer", "cbam", "se"]
+VARIANTS = ["none", "gate", "canet", "transformer", "cbam"]  # cbam stands for the zoo in the decoder
 FP32, BF16 = Precision("fp32", "cpu", "test"), Precision("bf16", "cpu", "test")
 # Logits: the classifiers' whole-model tolerance (tests/attention/test_attention_bf16.py). Weight gradients: a
 # sanity bound only (a wrong dtype or a detached branch drops far below it); measured 0.96-0.999, lowest for the
