@@ -41,6 +41,10 @@ def test_run_writes_per_image_scores_matching_its_metrics(tmp_path):
     stored = json.loads((tmp_path / "metrics.json").read_text())
     assert stored["metrics"]["test"]["dice"] == pytest.approx(table["dice"].mean(), abs=1e-6)
     assert json.loads((tmp_path / "model.json").read_text())["task"] == "segmentation"
+    from medattn.segment.gallery import gallery
+
+    png = gallery(tmp_path, tmp_path / "gallery.png", n=2)  # rebuilt from model.json + weights, data re-loaded
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_dataset_without_masks_is_refused_in_one_line():

@@ -66,6 +66,22 @@ def train_command(
                   f"results in {out}/", highlight=False)
 
 
+@app.command("gallery")
+def gallery_command(
+    run: Path = typer.Argument(..., help="A segmentation run's folder (model.safetensors, model.json)."),
+    out: Path = typer.Option(None, "--out", help="PNG to write (default RUN/gallery-SPLIT.png)."),
+    split: str = typer.Option("test", help="Split whose first N images are shown."),
+    n: int = typer.Option(6, min=1, help="Number of images."),
+    data_dir: Path = DataDir, cache_dir: Path = CacheDir, download: bool = Download,
+) -> None:
+    """Draw image, true and predicted outlines, lesion probability and the finest gate map on a fixed sample."""
+    from medattn.segment.gallery import gallery
+
+    path = gallery(run, out or run / f"gallery-{split}.png", split, n,
+                   context_from_options(data_dir, cache_dir, download))
+    console.print(f"gallery: {path}", highlight=False)
+
+
 @app.command("models")
 def models_command() -> None:
     """List the U-Net backbones and the attention variants a segmentation model accepts."""
