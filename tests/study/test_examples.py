@@ -32,3 +32,25 @@ def test_example_spec_is_valid_and_every_model_builds(path: Path, tmp_path: Path
         with torch.device("meta"):  # shapes only: nothing is allocated or computed
             for model in plan.models:
                 check_model(spec, model, shape)
+
+
+def test_medmnist_v2_spec_states_table3_protocol(tmp_path: Path) -> None:
+    """MedMNIST v2 Table 3, ResNet-18 (28): s1 stem, Adam 1e-3, batch 128, 100 epochs, x0.1 at 50/75, no aug."""
+    spec = load_spec(next(p for p in EXAMPLES if p.name == "medmnist-v2-resnet18.yaml"))
+    plan = make_plan(spec, out_dir=tmp_path)
+    (model,) = plan.models
+    train = plan.train_config(model)
+    assert (model.config.backbone, model.config.stem, model.config.init) == ("resnet18", "s1", "scratch")
+    assert (train.epochs, train.batch_size, train.lr, train.weight_decay, train.warmup_epochs) == (100, 128, 1e-3, 0, 0)
+    assert train.lr_milestones == [50, 75] and not train.augment.enabled and train.select_on == "auc"
+    assert spec.tuning.trials == 0 and spec.seed_list == [0, 1, 2]
+    assert [d.name for d in plan.datasets] == ["pneumoniamnist", "breastmnist", "dermamnist-jpeg"]
+
+
+def test_piater_spec_pairs_each_self_attention_with_its_plain_backbone(tmp_path: Path) -> None:
+    plan = make_plan(load_spec(next(p for p in EXAMPLES if p.name == "piater2024-ham10000.yaml")), out_dir=tmp_path)
+    pairs = {m.name: m.reference for m in plan.models}
+    assert pairs == {"resnet18": None, "resnet18+global": "resnet18", "resnet18+local": "resnet18",
+                     "efficientnet_b0": None, "efficientnet_b0+global": "efficientnet_b0",
+                     "efficientnet_b0+local": "efficientnet_b0"}
+    assert plan.spec.selection_metric == "balanced_accuracy" and "group=lesion_id" in plan.datasets[0].spec
