@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 # named in the output. Tests that train a model (tests/analysis/test_usage_cli.py, ~45 s) are left
 # out: every surviving mutant would rerun them.
 MODULES: dict[str, tuple[str, ...]] = {
+    "segment/metrics.py": ("tests/segment/test_seg_metrics.py",),
     "stats/compare.py": ("tests/stats/test_stats_compare.py", "tests/stats/test_one_seed.py"),
     "stats/verdict.py": ("tests/stats/test_stats_verdicts.py", "tests/stats/test_stats_compare.py",
                          "tests/stats/test_stats_boundaries.py"),
