@@ -26,8 +26,9 @@ def _ctx(tmp_path, tables: dict[tuple[str, int], pd.DataFrame], comparisons: pd.
 
 def test_bins_by_true_area_and_averages_over_seeds(tmp_path):
     area = [0.0, 0.01, 0.04, 0.10, 0.30]  # empty, small, small, medium, large
-    ctx = _ctx(tmp_path, {("unet", 0): pd.DataFrame({"index": range(5), "dice": [1.0, 0.2, 0.4, 0.8, 0.9], "area": area}),
-                          ("unet", 1): pd.DataFrame({"index": range(5), "dice": [0.0, 0.4, 0.6, 0.6, 0.9], "area": area})})
+    dice = {0: [1.0, 0.2, 0.4, 0.8, 0.9], 1: [0.0, 0.4, 0.6, 0.6, 0.9]}
+    ctx = _ctx(tmp_path, {("unet", k): pd.DataFrame({"index": range(5), "dice": v, "area": area})
+                          for k, v in dice.items()})
     per_run = size_bin_dice(ctx, "d", "test").set_index(["seed", "bin"])
     assert per_run.loc[(0, "small (<5 %)"), "dice"] == pytest.approx(0.3)
     assert per_run.loc[(1, "small (<5 %)"), "dice"] == pytest.approx(0.5)
