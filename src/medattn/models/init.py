@@ -183,6 +183,7 @@ def apply_init(model: nn.Module, init: str, plain: Callable[[], nn.Module] | Non
         merged[key] = weight.to(value.dtype)
         report.loaded.append(key)
     report.unexpected = [k for k in source if k not in merged]
+    _refuse_extra_blocks(report.unexpected, model, init)
     model.load_state_dict({**target, **merged})
     logger.info(report.summary())
     return report
@@ -200,6 +201,19 @@ def _adapt(key: str, weight: torch.Tensor, value: torch.Tensor, conv: str, init:
         hint = " (the small-image stem replaced the first convolution; use stem: s2 or standard, which keep it)"
     raise ModelError(f"init '{init}': '{key}' has shape {tuple(weight.shape)} in the checkpoint but "
                      f"{tuple(value.shape)} in {_backbone(model)}{hint}; give a checkpoint of the same architecture")
+
+
+def _refuse_extra_blocks(unexpected: list[str], model: nn.Module, init: str) -> None:
+    """ModelError when the checkpoint has a block the model lacks (e.g. ResNet-34 weights for a ResNet-18, whose
+    shared blocks have the same shapes): an unexpected key whose first missing module is a numbered child."""
+    names = {name for name, _ in model.named_modules()}
+    for key in unexpected:
+        parts = key.split(".")[:-1]
+        depth = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in names), 0)
+        if depth < len(parts) and parts[depth].isdigit() and depth > 0:
+            raise ModelError(f"init '{init}': the checkpoint has block '{'.'.join(parts[:depth + 1])}', which "
+                             f"{_backbone(model)} lacks; it was saved from a deeper backbone; give a checkpoint of "
+                             f"the same architecture")
 
 
 def _backbone(model: nn.Module) -> str:
