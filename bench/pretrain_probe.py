@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--methods", default="micle,simclr")
     ap.add_argument("--stem", default="standard")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--out", default="bench/results/pretrain_probe.json")
     args = ap.parse_args()
     data = load_dataset(args.data) if args.data else planted(args.n, args.size, args.group)
@@ -73,7 +75,7 @@ def main() -> None:
     for seed in range(args.seeds):
         torch.manual_seed(seed)
         cfg = PretrainConfig(backbone="resnet18", stem=args.stem, epochs=args.epochs, batch_size=args.batch,
-                             precision=args.precision)
+                             precision=args.precision, lr=args.lr, temperature=args.temperature)
         row = {"seed": seed, "random": probe(encoder(cfg, data), data)}
         for method in args.methods.split(","):
             start = time.perf_counter()
