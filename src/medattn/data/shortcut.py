@@ -197,6 +197,8 @@ def insert_like(data: ImageSet, rows: np.ndarray, name: str, seed: int = 0) -> t
         spec = parse_spec(data.source)
     except DataError:
         return None
+    if spec.kind == "synthetic":  # derm-synth plants its own artefacts (dataset_spec.load_dataset)
+        return None
     _, shortcut = split_shortcut(spec, LoadContext())
     if shortcut is None or name not in shortcut.types:
         return None
