@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from helpers.rundir import EXPLAIN_SPEC, checkpoint_run, run_folder
 from pydantic import ValidationError
 
-from medattn.errors import DataError
+from medattn.errors import DataError, SpecError
 from medattn.explain import ExplainSpec, explain_study
 from medattn.explain.sample import draw_sample, read_sample, stratified_indices
 from medattn.explain.store import INDEX_COLUMNS, SCORES_COLUMNS, read_maps, read_runs
@@ -61,6 +62,16 @@ def test_store_has_the_fixed_format(explained):
     metrics = set(scores["metric"])
     assert {"energy", "pointing", "iou", "artefact_energy", "deletion_auc", "insertion_auc",
             "randomisation_spearman"} <= metrics
+    gradcam = scores[scores["method"] == "gradcam"]
+    assert set(gradcam["layer"]) == {"layer1"} and set(gradcam["grid"]) == {8}  # auto at 32 px: 8, 4, 2, 1 cells
+    assert {"random", "oracle", "oracle_grid", "uniform"} <= set(scores["method"])
+    cascade = sorted(m for m in metrics if m.startswith("cascade_spearman:"))
+    assert cascade == [f"cascade_spearman:{g}" for g in ("head", "layer1", "layer2", "layer3", "layer4", "stem")]
+    assert scores[scores["metric"] == "cascade_spearman:head"]["seed"].unique().tolist() == [0]  # first seed only
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"nan", "scores", "layer", "grid", "mean", "ci_low"} <= set(summary.columns)
+    settings = json.loads((out / "settings.json").read_text())
+    assert (settings["layer"], settings["upsample"], settings["min_grid"]) == ("auto", "bilinear", 5)
     uniform = scores[(scores["method"] == "uniform") & (scores["metric"] == "energy")]
     masks = sample["masks"].reshape(4, -1).mean(1)
     assert np.allclose(sorted(uniform.groupby("image_id")["value"].first()), sorted(masks), atol=1e-5)
@@ -77,7 +88,7 @@ def test_dataset_without_masks_skips_localisation_only(tmp_path, shared_data):
                           data_spec=f"medmnist:{shared_data / 'medmnist' / 'pneumoniamnist.npz'}", dataset="pneu")
     result = explain_study(root, ExplainSpec(methods=["gradcam"], randomisation=False, **FAST))
     assert any("no lesion masks" in n for n in result.notes)
-    assert set(result.scores["metric"]) == {"deletion_auc", "insertion_auc"}
+    assert set(result.scores["metric"]) == {"deletion_auc", "insertion_auc", "insertion_gain"}
 
 
 def test_bad_input_names_the_problem(explained, tmp_path):
@@ -92,6 +103,18 @@ def test_bad_input_names_the_problem(explained, tmp_path):
     with pytest.raises(DataError, match="seed 1 has no checkpoint"):
         explain_study(broken, ExplainSpec(**FAST))
     assert read_sample(tiny_study / "explanations" / "sample.npz").split == "test"
+    with pytest.raises(SpecError, match=r"layer: 'layer3' of resnet18 is a 2x2 grid at 32 px, coarser than min_grid 5"):
+        explain_study(tiny_study, ExplainSpec(**{**FAST, "layer": "layer3", "methods": ["gradcam"]}))
+
+
+def test_a_forced_coarse_layer_is_scored_and_recorded(tiny_study, tmp_path):
+    copy = tmp_path / "forced"
+    shutil.copytree(tiny_study, copy)
+    spec = ExplainSpec(**{**FAST, "layer": "layer3", "force_layer": True, "methods": ["gradcam"], "runs": "first-seed",
+                          "randomisation": False, "faithfulness": False})
+    scores = explain_study(copy, spec).scores
+    gradcam = scores[scores["method"] == "gradcam"]
+    assert set(gradcam["layer"]) == {"layer3"} and set(gradcam["grid"]) == {2}
 
 
 def test_cli_unknown_method_exits_2_with_the_valid_names(tiny_study):

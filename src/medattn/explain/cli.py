@@ -25,6 +25,8 @@ def explain_command(
     seed: int = typer.Option(0, help="Seed of the sample draw."),
     faithfulness: bool = typer.Option(True, help="Deletion / insertion AUC."),
     randomisation: bool = typer.Option(True, help="Model-randomisation sanity check."),
+    cascade: bool = typer.Option(True, help="Cascading randomisation curve, top layer down (first seed of each "
+                                            "model; needs --randomisation)."),
     layer: str = typer.Option("auto", help="CAM target layer: auto (the deepest stage with a grid of at least "
                                            "--min-grid) or a module name (layer3, layer2.1.conv2)."),
     upsample: str = typer.Option("bilinear", help="How CAM grids become pixels: bilinear or nearest."),
@@ -40,7 +42,8 @@ def explain_command(
 
     values = {"split": split, "samples": samples, "methods": [m.strip() for m in methods.split(",") if m.strip()],
               "runs": runs, "seed": seed, "faithfulness": faithfulness, "randomisation": randomisation,
-              "layer": layer, "upsample": upsample, "min_grid": min_grid, "force_layer": force_layer,
+              "cascade": cascade, "layer": layer, "upsample": upsample, "min_grid": min_grid,
+              "force_layer": force_layer,
               "device": device}
     try:
         spec = ExplainSpec(**values)

@@ -107,8 +107,8 @@ def _unit_norm_scales(model: torch.nn.Module) -> None:
                     module.weight.fill_(1.0)
 
 
-def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.device) -> tuple[Path, pd.DataFrame,
-                                                                                              list[str]]:
+def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.device,
+                cascade: bool = False) -> tuple[Path, pd.DataFrame, list[str]]:
     """Maps and scores of one run; writes the run's maps.npz and index.csv."""
     from medattn.train.checkpoint import load_run_model
 
@@ -120,7 +120,7 @@ def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.de
     maps = torch.cat([s.maps for s in run.sets]) if run.sets else torch.zeros(0, *x.shape[-2:])
     path = store.write_maps(ref.path, maps, index)
     random_model = randomised_model(sidecar, spec.seed + RANDOM_SEED_OFFSET, device) if spec.randomisation else None
-    scores = score_run(model, random_model, ref.backbone, x, run, sample, spec)
+    scores = score_run(model, random_model, ref.backbone, x, run, sample, spec, cascade)
     scores.insert(0, "seed", ref.seed)
     scores.insert(0, "model", ref.model)
     scores.insert(0, "dataset", ref.dataset)
@@ -144,9 +144,11 @@ def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | 
         if sample.masks is None:
             result.notes.append(f"{name}: the dataset has no lesion masks; localisation scores skipped "
                                 "(faithfulness and randomisation computed)")
-    rows, scores = [], []
+    rows, scores, cascaded = [], [], set()
     for ref in refs:
-        maps_path, run_scores, notes = explain_one(ref, samples[ref.dataset], spec, device)
+        cascade = spec.randomisation and spec.cascade and (ref.dataset, ref.model) not in cascaded
+        cascaded.add((ref.dataset, ref.model))
+        maps_path, run_scores, notes = explain_one(ref, samples[ref.dataset], spec, device, cascade)
         result.notes += notes
         scores.append(run_scores)
         rows.append({"dataset": ref.dataset, "model": ref.model, "backbone": ref.backbone,

@@ -29,7 +29,7 @@ from medattn.explain.cam import CAM_METHODS
 from medattn.explain.faithfulness import deletion_insertion
 from medattn.explain.localisation import energy_inside, localisation_scores, uniform_baselines
 from medattn.explain.maps import MapSet, RunMaps, own_attention_sets, spec_cam_sets
-from medattn.explain.randomisation import spearman
+from medattn.explain.randomisation import cascade_groups, cascading_randomisation, spearman
 from medattn.explain.sample import Sample
 from medattn.explain.spec import ExplainSpec
 
@@ -144,19 +144,47 @@ def randomisation_rows(random_model: nn.Module, backbone: str, x: torch.Tensor, 
     return rows
 
 
+def cascade_rows(model: nn.Module, backbone: str, x: torch.Tensor, run: RunMaps, spec: ExplainSpec,
+                 ids: np.ndarray) -> list[pd.DataFrame]:
+    """Cascading randomisation (randomisation.cascading_randomisation, per stage, top down) of every scored CAM
+    and pixel-resolution map set for the predicted class: metric `cascade_spearman:<stage>`, in cascade order."""
+    from medattn.explain.attribution import PIXEL_METHODS
+    from medattn.explain.targets import TargetLayer, candidate_stages
+
+    stages, reshape = candidate_stages(model, backbone)
+    names = {id(m): n for n, m in model.named_modules()}
+    groups = cascade_groups(model, [names[id(s)] for s in stages])
+    rows = []
+    for s in scored(run.sets):
+        if s.target != "predicted" or not (s.method in CAM_METHODS or s.method in PIXEL_METHODS):
+            continue
+
+        def explain(m: nn.Module, s: MapSet = s) -> torch.Tensor:
+            if s.method in PIXEL_METHODS:
+                return PIXEL_METHODS[s.method][2](m, x, s.classes)
+            layer = TargetLayer(s.layer, dict(m.named_modules())[s.layer], reshape, s.grid, spec.upsample)
+            return CAM_METHODS[s.method].compute(m, layer, x, s.classes)
+
+        for group, rho in cascading_randomisation(model, explain, groups, seed=spec.seed):
+            rows.append(_rows(ids, s.method, s.target, f"cascade_spearman:{group}", rho, layer=s.layer, grid=s.grid))
+    return rows
+
+
 def scored(sets: list[MapSet]) -> list[MapSet]:
     """The map sets scores are computed on."""
     return [s for s in sets if s.scored]
 
 
 def score_run(model: nn.Module, random_model: nn.Module | None, backbone: str, x: torch.Tensor, run: RunMaps,
-              sample: Sample, spec: ExplainSpec) -> pd.DataFrame:
-    """Every score of one run's maps, tidy."""
+              sample: Sample, spec: ExplainSpec, cascade: bool = False) -> pd.DataFrame:
+    """Every score of one run's maps, tidy (with the cascading randomisation curve when `cascade`)."""
     sets = scored(run.sets)
     rows = localisation_rows(sets, sample, spec)
     if spec.faithfulness:
         rows += faithfulness_rows(model, x, sets, spec, sample.ids, run.predicted)
     if random_model is not None:
         rows += randomisation_rows(random_model, backbone, x, run, spec, sample.ids)
+    if cascade:
+        rows += cascade_rows(model, backbone, x, run, spec, sample.ids)
     rows = [r for r in rows if len(r)]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(ROW_COLUMNS))

@@ -28,6 +28,7 @@ class ExplainSpec(Strict):
     targets: list[Literal["predicted", "true"]] = Field(default_factory=lambda: ["predicted", "true"], min_length=1)
     faithfulness: bool = True  # deletion / insertion AUC
     randomisation: bool = True  # Adebayo et al. model-randomisation check
+    cascade: bool = True  # cascading randomisation curve (first seed of each model; needs randomisation)
     steps: int = Field(DEFAULT_STEPS, ge=2, le=256)  # deletion / insertion steps
     baseline: Literal["blur", "mean"] = "blur"
     tolerance: int = Field(DEFAULT_TOLERANCE, ge=0)  # pointing game, pixels
