@@ -10,6 +10,10 @@ than answers).
 
     python bench/survey.py                    # 20 raters x 40 answers on SQLite and PostgreSQL
     python bench/survey.py --raters 5 --items 10 --databases sqlite    # a quick look
+    python bench/survey.py --lock-seconds 10  # another process holds the SQLite write lock 10 s while one
+                                              # rater posts: time a static file and another rater's page
+
+The lock benchmark sends the two GETs together 0.5 s after the blocked POST, each on its own connection.
 
 Prints a table and writes JSON to bench/results/survey.json.
 """
@@ -49,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--items", type=int, default=40)
     p.add_argument("--databases", default="sqlite,postgresql")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "survey.json")
+    p.add_argument("--lock-seconds", type=float, default=0,
+                   help="instead: another process holds the SQLite write lock this long while one rater posts; "
+                        "time a static file and another rater's page")
     return p.parse_args(argv)
 
 
@@ -195,9 +202,72 @@ def _first_number(url: str, n_new: int) -> int:
         return int(session.scalar(select(func.max(Rater.number)))) - n_new + 1
 
 
+HOLD = "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); " \
+       "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(float(sys.argv[2])); c.execute('COMMIT')"
+
+
+def bench_lock(work: Path, seconds: float) -> dict:
+    """Time GET /static/survey.css and another rater's item page while another process holds the write lock."""
+    from medattn.survey.create import create_survey
+
+    run_dir = explained_run(work / "run", n_images=5, seeds=(0,))
+    db, images = work / "lock.db", work / "lock.images"
+    made = create_survey(run_dir, db, ["gradcam"], 5, images_dir=images)
+    with serving(str(db), images, work / "lock.log") as base:
+        first, second = invite(base, made.admin_token, 2)
+        clients = [httpx.Client(base_url=base, timeout=120) for _ in range(2)]
+        keys = []
+        for client, token in zip(clients, (first, second), strict=False):
+            key = csrf(client.get(f"/r/{token}").text)
+            client.post(f"/r/{token}/profile", data={"csrf": key, "specialty": "radiology", "years": "3"})
+            keys.append(key)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE,
+                                  text=True)
+        holder.stdout.readline()
+        data = {"csrf": keys[0], "best": "A", "score_A": "1", "score_B": "2", "score_C": "3"}
+        posted: dict = {}
+
+        def post() -> None:
+            start = time.perf_counter()
+            posted["answer_status"] = clients[0].post(f"/r/{first}/item/1", data=data).status_code
+            posted["answer_s"] = time.perf_counter() - start
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        time.sleep(0.5)
+        timings: dict = {}
+
+        def get(name: str, path: str) -> None:
+            with httpx.Client(base_url=base, timeout=120) as client:
+                start = time.perf_counter()
+                client.get(path).raise_for_status()
+                timings[name] = time.perf_counter() - start
+
+        getters = [threading.Thread(target=get, args=item) for item in
+                   (("static_s", "/static/survey.css"), ("other_rater_page_s", f"/r/{second}/item/1"))]
+        for getter in getters:  # both sent together while the lock is held
+            getter.start()
+        for getter in getters:
+            getter.join()
+        poster.join()
+        holder.wait()
+        for client in clients:
+            client.close()
+    return {"lock_s": seconds, **timings, **posted}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark, print the table, write the JSON."""
     args = parse_args(argv)
+    if args.lock_seconds:
+        with tempfile.TemporaryDirectory(prefix="medattn-survey-lock-") as tmp:
+            result = bench_lock(Path(tmp), args.lock_seconds)
+        result["load_avg"] = os.getloadavg()
+        print(json.dumps(result))
+        out = args.out.with_name(args.out.stem + "_lock.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="medattn-survey-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
