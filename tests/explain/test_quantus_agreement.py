@@ -4,6 +4,9 @@ Definitions: energy inside the mask = Quantus `AttributionLocalisation` (unweigh
 Quantus adds 1e-9 to the denominator). Pointing game = Quantus `PointingGame` (unweighted) with tolerance 0,
 tied maxima included (a hit when any maximum is inside the mask); we add a pixel tolerance (default 1) and
 score a constant map NaN where Quantus scores a hit.
+Top-k IoU: from Quantus `TopKIntersection` (|top-k ∩ mask| / k) with the same k. Deletion: Quantus
+`PixelFlipping` with our blur baseline as its perturbation (curves equal; the AUCs differ by the start point
+and the x scale, stated in the test).
 Randomisation: our per-image Spearman = Quantus' `correlation_spearman`
 (the similarity of its model-parameter-randomisation test; Quantus randomises layer by layer, we the whole
 model at once).
@@ -17,7 +20,8 @@ import torch
 from test_cam import tiny_cnn
 
 from medattn.explain.cam import grad_cam
-from medattn.explain.localisation import energy_inside, pointing_game
+from medattn.explain.faithfulness import auc, baseline_images, perturbation_curves
+from medattn.explain.localisation import energy_inside, pointing_game, top_iou
 from medattn.explain.randomisation import spearman
 
 
@@ -89,3 +93,53 @@ def test_plateau_hit_when_any_tied_cell_touches_the_mask_and_constant_map_is_nan
     assert pointing_game(plateau, mask, tolerance=0).item() == 1.0  # the first maximum (0, 0) would miss
     assert pointing_game(plateau[:, :, :2] * 1, mask[:, :, :2], tolerance=0).item() == 0.0
     assert np.isnan(pointing_game(torch.full((1, 4, 4), 0.3), mask, tolerance=0).item())
+
+
+def test_top_k_iou_equals_quantus_top_k_intersection_turned_into_an_iou():
+    """Quantus' TopKIntersection is |top-k ∩ mask| / k (a precision, not an IoU): with the same k =
+    round(fraction x H x W) our IoU must equal inter / (k + |mask| - inter) with inter = Quantus' value x k.
+    Continuous maps (no ties: Quantus' argsort does not keep row-major order among equal values)."""
+    _, maps, masks = shared_sample()
+    fraction = 0.2
+    k = round(fraction * 16 * 16)
+    theirs = np.asarray(quantus.TopKIntersection(k=k, disable_warnings=True).evaluate_batch(
+        a_batch=maps[:, None], s_batch=masks[:, None]))
+    inter = theirs * k
+    expected = inter / (k + masks.reshape(len(masks), -1).sum(1) - inter)
+    ours = top_iou(torch.from_numpy(maps), torch.from_numpy(masks), fraction).numpy()
+    assert ((0 < ours) & (ours < 1)).sum() >= 6  # partial overlaps: the formula is exercised
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
+
+
+def test_deletion_curve_equals_quantus_pixel_flipping_with_the_same_blur_perturbation():
+    """Quantus' PixelFlipping (the deletion game) with features_in_step = C x (H x W / steps) pixel-channels
+    and a perturb_func that writes our blurred image at the flipped positions. Definition differences: Quantus
+    ranks (channel, pixel) elements of a map broadcast over channels (the same pixel order when pixel values
+    differ), records the prediction after each step only, and integrates with dx = 1 over those `steps` points;
+    our curve adds the unperturbed start and integrates over the deleted share in [0, 1]:
+    ours = (quantus_auc + (p_0 + q_1) / 2) / steps."""
+    torch.manual_seed(2)
+    model, _ = tiny_cnn()
+    side, steps = 12, 12  # Quantus asks features_in_step (3 x 144 / 12 = 36) to divide H x W (144)
+    x = torch.randn(4, 3, side, side)
+    maps = torch.rand(4, side, side)
+    classes = torch.tensor([0, 1, 2, 1])
+    base = baseline_images(x, "blur").numpy().reshape(4, -1)
+
+    def flip_to_blur(arr: np.ndarray, indices: np.ndarray, **_) -> np.ndarray:
+        out = arr.copy()
+        rows = np.arange(arr.shape[0])[:, None]
+        out[rows, indices] = base[rows, indices]
+        return out
+
+    metric = quantus.PixelFlipping(features_in_step=3 * side * side // steps, perturb_func=flip_to_blur,
+                                   normalise=False, abs=False, disable_warnings=True, display_progressbar=False)
+    a_batch = np.repeat(maps.numpy()[:, None], 3, axis=1)  # the pixel's saliency on each of its channels
+    theirs = np.asarray(metric(model=model, x_batch=x.numpy(), y_batch=classes.numpy(), a_batch=a_batch,
+                               softmax=True, device="cpu"))
+    deletion, _ = perturbation_curves(model, x, maps, classes, steps=steps, baseline="blur")
+    assert theirs.shape == (4, steps) and np.ptp(theirs, axis=1).min() > 1e-3  # the curves move
+    np.testing.assert_allclose(deletion[:, 1:].numpy(), theirs, atol=1e-5)
+    quantus_auc = np.trapezoid(theirs, dx=1, axis=1)  # Quantus calculate_auc (np.trapz, dx=1)
+    expected = (quantus_auc + (deletion[:, 0].numpy() + theirs[:, 0]) / 2) / steps
+    np.testing.assert_allclose(auc(deletion).numpy(), expected, atol=1e-5)
