@@ -6,6 +6,17 @@ Comparisons go through `medattn.stats.compare_models` on the per-seed means over
 within each metric), so their verdicts read exactly like the accuracy verdicts. Only metrics where higher is
 better are compared (energy on the lesion, pointing, IoU, insertion AUC, insertion gain); deletion AUC, artefact energy
 and the randomisation correlation are described, not tested.
+
+The checks the report states beside the numbers (one function each, tables only):
+
+- `oracle_check`: the ceiling a metric can reach at the maps' resolution (`oracle_grid`: the lesion mask pushed
+  through the CAM grid; `oracle`: the mask itself, for pixel-resolution maps) against the uniform map's CI. When
+  the ceiling is not above the CI's upper bound, no map at that resolution can score better than an
+  uninformative one by a visible margin, so the metric cannot separate models there and gets no verdict.
+- `randomisation_checks`: the model- (and, when computed, data-) randomisation Spearman per image, flagged by
+  `randomisation.flag_interval` (the t-interval's lower bound above 0.5), and underpowered on a grid coarser
+  than min_grid (the check cannot tell unrelated maps from related ones there).
+- `cascade_curves`: the cascading randomisation curve, stage by stage in cascade order, mean and CI.
 """
 
 from __future__ import annotations
@@ -18,6 +29,10 @@ from medattn.stats.interval import mean_t_interval
 
 COMPARED = ("energy", "pointing", "iou", "insertion_auc", "insertion_gain")
 SPLIT = "explanations"
+LOCALISATION = ("energy", "pointing", "iou")  # the metrics with an oracle ceiling (higher is better)
+RANDOMISATION = ("randomisation_spearman", "data_randomisation_spearman")
+CASCADE_PREFIX = "cascade_spearman:"
+REFERENCE_METHODS = ("uniform", "random", "oracle", "oracle_grid")
 
 
 SUMMARY_COLUMNS = ("dataset", "model", "method", "target", "metric", "layer", "grid", "images", "seeds", "scores",
@@ -73,3 +88,89 @@ def compare_explanations(scores: pd.DataFrame, roles: pd.DataFrame, method: str 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return compare_models(table, split=SPLIT, metrics=metrics, primary_metric=metrics[0], rope=rope, alpha=alpha)
+
+
+def coarse(grid: int, min_grid: int) -> bool:
+    """Whether maps upsampled from a `grid` x `grid` grid are coarser than `min_grid` (grid 0: unknown, not coarse)."""
+    return 0 < int(grid) < int(min_grid)
+
+
+ORACLE_COLUMNS = ("dataset", "model", "metric", "reference", "layer", "grid", "ceiling", "uniform", "uniform_low",
+                  "uniform_high", "separable")
+
+
+def oracle_check(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, localisation metric, ceiling in oracle_grid / oracle): the ceiling's mean beside the
+    uniform map's mean and CI, and `separable` = ceiling above the CI's upper bound (the uniform mean when there is
+    no interval). Rows only where both the ceiling and the uniform baseline were scored."""
+    sub = summary[(summary["target"] == "predicted") & summary["metric"].isin(LOCALISATION)]
+    lookup = {(r.dataset, r.model, r.method, r.metric): r for r in sub.itertuples()}
+    rows = []
+    for (dataset, model, method, metric), r in lookup.items():
+        base = lookup.get((dataset, model, "uniform", metric))
+        if method not in ("oracle_grid", "oracle") or base is None or pd.isna(r.mean):
+            continue
+        high = base.ci_high if pd.notna(base.ci_high) else base.mean
+        rows.append({"dataset": dataset, "model": model, "metric": metric, "reference": method, "layer": r.layer,
+                     "grid": int(r.grid), "ceiling": float(r.mean), "uniform": float(base.mean),
+                     "uniform_low": float(base.ci_low), "uniform_high": float(base.ci_high),
+                     "separable": bool(r.mean > high)})
+    return pd.DataFrame(rows, columns=list(ORACLE_COLUMNS))
+
+
+def ceiling_for(checks: pd.DataFrame, dataset: str, model: str, metric: str, grid: int) -> pd.Series | None:
+    """The oracle check that applies to maps of `grid` cells: oracle_grid when the maps are no finer than its grid,
+    else the pixel-resolution oracle; None when neither was scored."""
+    sub = checks[(checks["dataset"] == dataset) & (checks["model"] == model) & (checks["metric"] == metric)]
+    by_ref = {r["reference"]: r for _, r in sub.iterrows()}
+    on_grid = by_ref.get("oracle_grid")
+    if on_grid is not None and (grid <= 0 or grid <= on_grid["grid"]):
+        return on_grid
+    return by_ref.get("oracle", on_grid)
+
+
+RANDOMISATION_COLUMNS = ("dataset", "model", "method", "metric", "layer", "grid", "images", "mean", "lower",
+                         "flagged", "underpowered")
+
+
+def randomisation_checks(scores: pd.DataFrame, min_grid: int, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (dataset, model, method, randomisation metric), maps for the predicted class: the per-image Spearman
+    (seed-averaged) through `randomisation.flag_interval` (mean, lower bound, flagged), and `underpowered` when the
+    maps come from a grid coarser than `min_grid`."""
+    import torch
+
+    from medattn.explain.randomisation import flag_interval
+
+    sub = scores[scores["metric"].isin(RANDOMISATION) & (scores["target"] == "predicted")]
+    keys = ["dataset", "model", "method", "metric"]
+    rows = []
+    for key, block in sub.groupby(keys, sort=False):
+        per_image = block.groupby("image_id", sort=False)["value"].mean()
+        mean, lower, flagged = flag_interval(torch.tensor(per_image.to_numpy(dtype=float)), confidence)
+        grid = int(block["grid"].min()) if "grid" in block else 0
+        layer = "/".join(dict.fromkeys(str(x) for x in block["layer"])) if "layer" in block else ""
+        rows.append({**dict(zip(keys, key, strict=True)), "layer": layer, "grid": grid,
+                     "images": int(per_image.notna().sum()), "mean": mean, "lower": lower, "flagged": flagged,
+                     "underpowered": coarse(grid, min_grid)})
+    return pd.DataFrame(rows, columns=list(RANDOMISATION_COLUMNS))
+
+
+CASCADE_COLUMNS = ("dataset", "model", "method", "layer", "grid", "position", "stage", "images", "mean", "ci_low",
+                   "ci_high")
+
+
+def cascade_curves(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The cascading randomisation curve per (dataset, model, method), predicted class: one row per stage in
+    cascade order (the order of the rows in scores.csv, top layer first), mean and t-interval of the per-image
+    Spearman (seed-averaged) after that stage and every one above it is randomised."""
+    sub = scores[scores["metric"].str.startswith(CASCADE_PREFIX) & (scores["target"] == "predicted")]
+    rows = []
+    for (dataset, model, method), block in sub.groupby(["dataset", "model", "method"], sort=False):
+        for position, metric in enumerate(dict.fromkeys(block["metric"])):
+            per_image = block[block["metric"] == metric].groupby("image_id", sort=False)["value"].mean().dropna()
+            _, mean, _, low, high = mean_t_interval(per_image, confidence)
+            rows.append({"dataset": dataset, "model": model, "method": method, "layer": str(block["layer"].iloc[0]),
+                         "grid": int(block["grid"].min()), "position": position,
+                         "stage": metric[len(CASCADE_PREFIX):], "images": len(per_image), "mean": mean,
+                         "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=list(CASCADE_COLUMNS))
