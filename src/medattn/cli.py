@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from medattn.analysis.cli import features_command, probe_command
+from medattn.analysis.cli import features_command, probe_command, scorecard_command
 from medattn.data.cli import app as data_app
 from medattn.errors import UserError
 from medattn.explain.cli import explain_command
@@ -31,6 +31,7 @@ app.add_typer(survey_app, name="survey")
 app.command("report")(report_command)
 app.command("features")(features_command)
 app.command("probe")(probe_command)
+app.command("scorecard")(scorecard_command)
 
 
 def main() -> None:

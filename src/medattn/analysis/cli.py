@@ -169,3 +169,28 @@ def print_probe_summary(table) -> None:
         cells = [seed_summary(rows, c) for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
         grid.add_row(*map(str, key), str(len(rows)), *cells, f"{rows['ood_gap'].mean():+.3f}")
     console.print(grid)
+
+
+def scorecard_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Study output folders (each holds results.csv); e.g. one per "
+                                                    "artefact type, each with a strong and a 0.5 dataset.",
+                                          show_default=False),
+    alpha: float = typer.Option(0.01, "--alpha", min=0.0, max=1.0, help="Level of the usage, probe and energy tests."),
+    gap: float = typer.Option(0.05, "--gap", help="ID - OOD balanced-accuracy gap that flags a run."),
+    artefact: str = typer.Option(None, "--artefact", help="Comma list of artefacts to score; default: the "
+                                                          "planted ones (from the dataset specs)."),
+    out: Path = typer.Option(None, "--out", help="Folder for the CSVs; default RUN_DIR/features (one folder) or "
+                                                 "./scorecard (several)."),
+) -> None:
+    """Detector scorecard: detection rate where an artefact is a planted shortcut, false alarms at 0.5 (exact CIs)."""
+    from medattn.analysis.scorecard import FLAGS_FILE, SCORECARD_FILE, ScorecardOptions, markdown, study_scorecard
+
+    names = tuple(a.strip() for a in artefact.split(",") if a.strip()) if artefact else None
+    flags, card = study_scorecard(run_dirs, ScorecardOptions(alpha=alpha, gap=gap, artefacts=names))
+    folder = out or (run_dirs[0] / "features" if len(run_dirs) == 1 else Path("scorecard"))
+    folder.mkdir(parents=True, exist_ok=True)
+    flags.to_csv(folder / FLAGS_FILE, index=False)
+    card.to_csv(folder / SCORECARD_FILE, index=False)
+    console.print(markdown(card), highlight=False, markup=False)
+    console.print(f"{len(flags)} flags over {flags.groupby(['study', 'dataset', 'model', 'seed']).ngroups} runs; "
+                  f"wrote {folder / SCORECARD_FILE} and {folder / FLAGS_FILE}", highlight=False, markup=False)

@@ -1,0 +1,134 @@
+"""`medattn scorecard` (analysis/scorecard.py) on hand-made study folders: the truth read from the dataset specs,
+each detector's flag by its stated rule, rates with Clopper-Pearson intervals in closed form, the nominal +
+2 MC SE check, aggregation over two study folders, and one-line exit-2 errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from medattn.analysis.scorecard import ScorecardOptions, planted, run_flags, scorecard
+
+BASE = "folder:ham10000?labels=meta.csv&label=dx"
+
+
+def _spec(kind: str, corr: float) -> str:
+    return f"{BASE}&shortcut={kind}&shortcut_class=mel&shortcut_corr={corr}"
+
+
+def _study(root: Path, kind: str, control_usage_p: tuple[float, float, float]) -> Path:
+    """3 seeds x 1 model on 'strong' (corr 0.9) and 'control' (0.5). Strong: usage p 0.001, insertion probe
+    z = 4.9 (p 1e-6), removal z = 2.35 (p 0.019: outside the 95 % interval's 0, but not below 0.01), gap 0.20,
+    gradcam energy above uniform on all 8 images (exact Wilcoxon p = 1/256). Control: usage p as given, probes
+    centred on 0, gap 0.01, gradcam energy = uniform +- the same amounts (p > 0.5)."""
+    res, usage, probes, scores = [], [], [], []
+    for ds, corr in (("strong", 0.9), ("control", 0.5)):
+        for seed in range(3):
+            key = {"dataset": ds, "model": "resnet18", "seed": seed}
+            ood = 0.50 if ds == "strong" else 0.69
+            res += [{**key, "dataset_spec": _spec(kind, corr), "stage": "final", "split": s,
+                     "metric": "balanced_accuracy", "value": v} for s, v in (("test", 0.70), ("test_ood", ood))]
+            p = 0.001 if ds == "strong" else control_usage_p[seed]
+            usage += [{**key, "epoch": "best", "feature": kind, "p_adjusted": p},
+                      {**key, "epoch": 2, "feature": kind, "p_adjusted": 0.001},  # not the kept weights
+                      {**key, "epoch": "best", "feature": "age", "p_adjusted": 0.001}]  # not planted
+            strong = ds == "strong"
+            probes += [{**key, "probe": "insert", "artefact": kind, "delta_positive_prob": 0.05 if strong else 0.0,
+                        "delta_positive_prob_low": 0.03 if strong else -0.02,
+                        "delta_positive_prob_high": 0.07 if strong else 0.02},
+                       {**key, "probe": "remove", "artefact": kind, "delta_positive_prob": 0.03 if strong else 0.0,
+                        "delta_positive_prob_low": 0.005 if strong else -0.02,
+                        "delta_positive_prob_high": 0.055 if strong else 0.02},
+                       {**key, "probe": "sham", "artefact": kind, "delta_positive_prob": 0.5,
+                        "delta_positive_prob_low": 0.4, "delta_positive_prob_high": 0.6}]  # never scored
+            up = np.arange(1, 9) / 100
+            energy = 0.2 + (up if strong else up * np.array([1, -1] * 4))
+            scores += [{**key, "image_id": i, "method": m, "metric": "artefact_energy", "value": v}
+                       for m, values in (("uniform", np.full(8, 0.2)), ("gradcam", energy))
+                       for i, v in enumerate(values)]
+    for name, rows in (("results.csv", res), ("features/usage.csv", usage), ("features/probes.csv", probes),
+                       ("explanations/scores.csv", scores)):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(root / name, index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory) -> list[Path]:
+    """Two study folders (ink, ruler): the ink control has one usage false alarm (seed 1, p 0.004)."""
+    return [_study(tmp_path_factory.mktemp("ink"), "ink", (0.5, 0.004, 0.02)),
+            _study(tmp_path_factory.mktemp("ruler"), "ruler", (0.3, 0.9, 0.011))]
+
+
+def test_truth_comes_from_the_dataset_specs():
+    assert planted(_spec("ink,ruler", 0.9)) == (0.9, ("ink", "ruler"))
+    assert planted("synthetic:derm-synth?n=100&shortcut_corr=0.5&artefacts=ruler,patch") == (0.5, ("ruler", "patch"))
+    assert planted("synthetic:derm-synth?n=100") == (0.9, ("patch",))  # derm-synth's defaults
+    assert planted(BASE) is None and planted("not a spec ::") is None
+
+
+def test_each_detector_flags_by_its_rule(studies):
+    flags = run_flags(studies[0], ScorecardOptions(alpha=0.01, gap=0.05))
+    assert set(flags["artefact"]) == {"ink", "*"}  # 'age' is not planted, the sham arm is not a detector
+    by = flags.set_index(["dataset", "seed", "detector"])["flagged"]
+    for seed in range(3):
+        assert by[("strong", seed, "usage")] and by[("strong", seed, "insert_probe")]
+        assert not by[("strong", seed, "remove_probe")]  # 95 % interval excludes 0, p = 0.019 > 0.01
+        assert by[("strong", seed, "ood_gap")] and by[("strong", seed, "energy_gradcam")]
+        assert not by[("control", seed, "ood_gap")] and not by[("control", seed, "energy_gradcam")]
+        assert not by[("control", seed, "insert_probe")]
+    assert [by[("control", s, "usage")] for s in range(3)] == [False, True, False]
+    p = flags.set_index(["dataset", "seed", "detector"])["p"]
+    z = 0.03 / (0.05 / (2 * stats.norm.ppf(0.975)))  # the removal probe's normal reading of its interval
+    assert p[("strong", 0, "remove_probe")] == pytest.approx(2 * stats.norm.sf(z), rel=1e-9)
+    assert p[("strong", 0, "energy_gradcam")] == pytest.approx(1 / 256, rel=1e-9)
+    assert (flags["role"] == np.where(flags["dataset"] == "strong", "shortcut", "control")).all()
+
+
+def test_scorecard_over_two_studies_rates_intervals_and_nominal_check(studies):
+    flags = pd.concat([run_flags(s) for s in studies], ignore_index=True)
+    card = scorecard(flags, alpha=0.01).set_index("detector")
+    assert card.loc["usage", "detection_runs"] == 6 and card.loc["usage", "detection_flagged"] == 6
+    assert card.loc["usage", "false_alarm_flagged"] == 1 and card.loc["usage", "false_alarm_runs"] == 6
+    # Clopper-Pearson in closed form: 6/6 -> lower 0.025^(1/6); 1/6 -> lower 1 - 0.975^(1/6); 0/6 -> upper
+    assert card.loc["usage", "detection_low"] == pytest.approx(0.025 ** (1 / 6), abs=1e-9)
+    assert card.loc["usage", "false_alarm_low"] == pytest.approx(1 - 0.975 ** (1 / 6), abs=1e-9)
+    assert card.loc["insert_probe", "false_alarm_high"] == pytest.approx(1 - 0.025 ** (1 / 6), abs=1e-9)
+    assert card.loc["remove_probe", "detection_flagged"] == 0
+    # nominal 0.01 + 2 sqrt(0.01 * 0.99 / 6) = 0.0912: 1/6 exceeds it, 0/6 does not
+    assert card.loc["usage", "false_alarm_bound"] == pytest.approx(0.01 + 2 * np.sqrt(0.0099 / 6))
+    assert not card.loc["usage", "false_alarm_ok"] and card.loc["insert_probe", "false_alarm_ok"]
+    assert np.isnan(card.loc["ood_gap", "nominal"]) and card.loc["ood_gap", "false_alarm_ok"] is None
+
+
+def _main(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    from medattn.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["medattn", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out = capsys.readouterr()
+    return exited.value.code, out.out, out.err
+
+
+def test_cli_writes_csvs_and_prints_the_table(studies, tmp_path, capsys, monkeypatch):
+    code, out, err = _main(["scorecard", *map(str, studies), "--out", str(tmp_path)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "| usage | 6/6 = 1.00 [0.54, 1.00] | 1/6 = 0.17 [0.00, 0.64] | 0.091: EXCEEDED |" in out
+    card = pd.read_csv(tmp_path / "artefact_scorecard.csv")
+    assert set(card["detector"]) == {"usage", "insert_probe", "remove_probe", "ood_gap", "energy_gradcam"}
+    assert len(pd.read_csv(tmp_path / "artefact_flags.csv")) == 2 * 6 * 5
+
+
+def test_cli_bad_input_is_one_line_exit_2(studies, tmp_path, capsys, monkeypatch):
+    code, _, err = _main(["scorecard", str(tmp_path)], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no results.csv" in err
+    (tmp_path / "results.csv").write_text("dataset,dataset_spec,model,seed,split,metric,value\n"
+                                          f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")
+    code, _, err = _main(["scorecard", str(tmp_path)], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no dataset plants a known artefact" in err
