@@ -108,6 +108,22 @@ def test_bubbles_avoid_the_lesion_and_circles_enclose_it(bank):
     assert art["ink_circle"][:, inside].mean() < 0.02  # the ring goes round the lesion, not over it
 
 
+def test_circles_around_a_large_lesion_stay_whole_in_the_frame(bank):
+    """A lesion disc 0.8 of the frame wide, off centre: 2 x its diameter would put the ring outside the frame
+    (stray arcs); every ring is pasted whole (its mask has every support pixel of its stamp) and within 0.92 of
+    the frame."""
+    n, s = 30, 48
+    yy, xx = np.mgrid[:s, :s]
+    disc = np.zeros((n, s, s), np.uint8)
+    disc[:, np.hypot(yy - 20, xx - 26) < 0.4 * s] = 1
+    stamps = make_stamps(bank, s, s, field_size=(s, s))
+    p = place(stamps, {"ink_circle": np.ones(n, bool)}, Lesions.of(disc, n, s, s), s, s, np.random.default_rng(5))
+    _, art = paste(np.full((n, 3, s, s), 150, np.uint8), stamps, p)
+    support = np.array([stamps.support[k].sum() for k in p.stamp])
+    assert (art["ink_circle"].reshape(n, -1).sum(1) == support).all()
+    assert (stamps.shape()[p.stamp].max(1) <= 0.92 * s).all()
+
+
 def test_rulers_touch_an_edge_or_lie_in_the_lower_part(bank):
     n, s = 60, 40
     img = np.full((n, 3, s, s), 150, np.uint8)

@@ -19,7 +19,9 @@ Insertion types (`TYPES`) and their placement, after the paper's rules:
 - `ink`: 1-2 spot markings of one source, anywhere but on the lesion (placed as bubbles: the paper lowers the
   probability on the lesion for every type but circles and rulers), at 3 sizes (0.8, 1, 1.25), flipped.
 - `ink_circle`: one circle marking centred on the lesion's centre of mass (the image centre without masks),
-  scaled so that it encloses the lesion (its box 2 x the lesion's equivalent diameter, +- 15 %).
+  scaled so that it encloses the lesion (its box 2 x the lesion's equivalent diameter, +- 15 %), but at most
+  0.92 x the shorter image side and moved to lie wholly in the frame: around a large lesion the ring crosses
+  it rather than leaving the frame (real circle images show small lesions; stray arcs in the corners read false).
 
 Templates are scaled by the image's own scale: a full image at the templates' scale is `field` pixels
 (600 x 450, HAM10000's size), so a (H, W) image scales them by (H / 450, W / 600) (the folder loader stretches
@@ -65,6 +67,7 @@ _EDGE_TILTS = (-8.0, 0.0, 8.0)
 _ACROSS_TILTS = (-12.0, -6.0, 0.0, 6.0, 12.0)
 _SPOT_SCALES = (0.8, 1.0, 1.25)
 _CIRCLE_SCALES = tuple(float(s) for s in np.geomspace(0.35, 2.5, 11))
+_CIRCLE_FIT = 0.92  # largest circle marking, as a fraction of the shorter image side
 _SUPPORT = 6.0 / 255  # a stamp pixel belongs to the artefact mask above this change (fraction of full range)
 _CANDIDATES = 16
 _CHUNK_PIXELS = 2**22
@@ -447,12 +450,29 @@ def _place_circle(stamps: Stamps, idx: np.ndarray, les: Lesions, h: int, w: int,
     groups = _groups(stamps, ("ink_circle",))
     # the nominal (scale 1) size of each group's stamps, to turn the wanted size into a scale level
     nominal = np.array([_nominal_size(stamps, g) for g in groups])[group]
-    want = 2.0 * les.diameter[idx] * rng.uniform(0.85, 1.15, idx.size)
-    stamp = _by_group(stamps, ("ink_circle",), group, rng.random(idx.size), variant=want / nominal)
+    # at most _CIRCLE_FIT of the frame: a large lesion's 2 x ring ran off the frame and left stray arcs in the
+    # corners (gallery review); a marking drawn on the skin is visible in the photograph
+    want = np.minimum(2.0 * les.diameter[idx] * rng.uniform(0.85, 1.15, idx.size), _CIRCLE_FIT * min(h, w))
+    u, scale = rng.random(idx.size), want / nominal
+    stamp = _by_group(stamps, ("ink_circle",), group, u, variant=scale)
+    for _ in _CIRCLE_SCALES:  # the nearest size level (or a wide template) can still overflow: step down
+        big = stamps.shape()[stamp].max(1) > _CIRCLE_FIT * min(h, w)
+        if not big.any():
+            break
+        scale = np.where(big, scale / 1.2, scale)
+        stamp[big] = _by_group(stamps, ("ink_circle",), group[big], u[big], variant=scale[big])
     jitter = 0.08 * les.diameter[idx]
-    cy = les.cy[idx] + rng.normal(0, 1, idx.size) * jitter
-    cx = les.cx[idx] + rng.normal(0, 1, idx.size) * jitter
+    hw = stamps.shape()[stamp]
+    # centred on the lesion, moved just enough to keep the whole ring in the frame where it fits
+    cy = _keep_inside(les.cy[idx] + rng.normal(0, 1, idx.size) * jitter, hw[:, 0], h)
+    cx = _keep_inside(les.cx[idx] + rng.normal(0, 1, idx.size) * jitter, hw[:, 1], w)
     return _instances(idx, stamp, cy, cx, stamps, rng)
+
+
+def _keep_inside(centre: np.ndarray, extent: np.ndarray, size: int) -> np.ndarray:
+    """Centres moved so that a stamp of `extent` pixels lies within [0, size) (unchanged where it cannot)."""
+    low, high = extent / 2, size - extent / 2
+    return np.where(extent <= size, np.clip(centre, low, np.maximum(low, high)), centre)
 
 
 def _nominal_size(stamps: Stamps, group: tuple[str, int]) -> float:
