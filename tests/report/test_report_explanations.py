@@ -21,7 +21,7 @@ import pytest
 from helpers.rundir import ATTENTION_TRIO, explained_run, result_rows, run_folder, write_results
 
 from medattn.explain.randomisation import flag_interval
-from medattn.explain.summary import cascade_curves, metric_summary, oracle_check, randomisation_checks
+from medattn.explain.summary import cascade_curves, ceiling_for, metric_summary, oracle_check, randomisation_checks
 from medattn.report.context import ReportContext, ReportSettings
 from medattn.report.document import Table
 from medattn.report.markdown import render_block
@@ -138,10 +138,14 @@ def test_oracle_check_both_ways_on_a_hand_made_summary():
     summary = pd.DataFrame([row("uniform", "energy", 0.20, 0.15, 0.25), row("oracle_grid", "energy", 0.24, 0.2, 0.3),
                             row("uniform", "iou", 0.10, 0.08, 0.12), row("oracle_grid", "iou", 0.13, 0.1, 0.2),
                             row("oracle", "iou", 1.0, 1.0, 1.0, grid=40)])
-    checks = oracle_check(summary).set_index(["metric", "reference"])
+    table = oracle_check(summary)
+    checks = table.set_index(["metric", "reference"])
     assert not checks.loc[("energy", "oracle_grid"), "separable"]  # 0.24 inside [0.15, 0.25]
     assert checks.loc[("iou", "oracle_grid"), "separable"]  # 0.13 above 0.12
     assert checks.loc[("iou", "oracle", ), "separable"].item()
+    assert ceiling_for(table, "d", "m", "iou", 7)["reference"] == "oracle_grid"  # maps on the scored grid
+    assert ceiling_for(table, "d", "m", "iou", 40)["reference"] == "oracle"  # pixel-resolution maps
+    assert ceiling_for(table, "d", "m", "iou", 2) is None  # coarser than any ceiling computed
 
 
 def test_planted_model_independent_method_is_flagged_and_gradcam_is_not(section_text, store):
@@ -149,6 +153,7 @@ def test_planted_model_independent_method_is_flagged_and_gradcam_is_not(section_
     for model in ATTENTION_TRIO:
         assert f"{model} / gradcampp: fails the model randomisation check" in text
         assert f"{model} / gradcampp: fails the data randomisation check" in text
+        assert f"{model} / gradcampp: fails the cascade, all random (down to stem) check" in text
         assert f"{model} / gradcam: fails" not in text
     _, scores = store
     checks = randomisation_checks(scores, min_grid=5).set_index(["model", "method", "metric"])

@@ -13,7 +13,8 @@ The checks the report states beside the numbers (one function each, tables only)
   through the CAM grid; `oracle`: the mask itself, for pixel-resolution maps) against the uniform map's CI. When
   the ceiling is not above the CI's upper bound, no map at that resolution can score better than an
   uninformative one by a visible margin, so the metric cannot separate models there and gets no verdict.
-- `randomisation_checks`: the model- (and, when computed, data-) randomisation Spearman per image, flagged by
+- `randomisation_checks`: the model- (and, when computed, data-) randomisation Spearman per image and the
+  cascade's last point (every stage randomised), flagged by
   `randomisation.flag_interval` (the t-interval's lower bound above 0.5), and underpowered on a grid coarser
   than min_grid (the check cannot tell unrelated maps from related ones there).
 - `cascade_curves`: the cascading randomisation curve, stage by stage in cascade order, mean and CI.
@@ -119,14 +120,17 @@ def oracle_check(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def ceiling_for(checks: pd.DataFrame, dataset: str, model: str, metric: str, grid: int) -> pd.Series | None:
-    """The oracle check that applies to maps of `grid` cells: oracle_grid when the maps are no finer than its grid,
-    else the pixel-resolution oracle; None when neither was scored."""
+    """The oracle check that applies to maps of `grid` cells: oracle_grid for maps on its grid (or of unknown grid,
+    0), the pixel-resolution oracle for finer maps (the higher ceiling: lenient), None for maps coarser than the
+    scored grid (no ceiling was computed there) or when nothing was scored."""
     sub = checks[(checks["dataset"] == dataset) & (checks["model"] == model) & (checks["metric"] == metric)]
     by_ref = {r["reference"]: r for _, r in sub.iterrows()}
     on_grid = by_ref.get("oracle_grid")
-    if on_grid is not None and (grid <= 0 or grid <= on_grid["grid"]):
+    if on_grid is None:
+        return by_ref.get("oracle")
+    if grid <= 0 or grid == on_grid["grid"]:
         return on_grid
-    return by_ref.get("oracle", on_grid)
+    return by_ref.get("oracle", on_grid) if grid > on_grid["grid"] else None
 
 
 RANDOMISATION_COLUMNS = ("dataset", "model", "method", "metric", "layer", "grid", "images", "mean", "lower",
@@ -136,12 +140,17 @@ RANDOMISATION_COLUMNS = ("dataset", "model", "method", "metric", "layer", "grid"
 def randomisation_checks(scores: pd.DataFrame, min_grid: int, confidence: float = 0.95) -> pd.DataFrame:
     """Per (dataset, model, method, randomisation metric), maps for the predicted class: the per-image Spearman
     (seed-averaged) through `randomisation.flag_interval` (mean, lower bound, flagged), and `underpowered` when the
-    maps come from a grid coarser than `min_grid`."""
+    maps come from a grid coarser than `min_grid`. The metrics: whole-model and data randomisation, and the last
+    point of the cascading curve (`cascade_spearman:<last stage>`, every stage randomised)."""
     import torch
 
     from medattn.explain.randomisation import flag_interval
 
     sub = scores[scores["metric"].isin(RANDOMISATION) & (scores["target"] == "predicted")]
+    cascade = scores[scores["metric"].str.startswith(CASCADE_PREFIX) & (scores["target"] == "predicted")]
+    if not cascade.empty:  # the cascade's last point: every stage randomised
+        last = cascade.groupby(["dataset", "model", "method"], sort=False)["metric"].transform("last")
+        sub = pd.concat([sub, cascade[cascade["metric"] == last]], ignore_index=True)
     keys = ["dataset", "model", "method", "metric"]
     rows = []
     for key, block in sub.groupby(keys, sort=False):

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from medattn.explain.randomisation import FLAG_ABOVE
-from medattn.explain.summary import cascade_curves, randomisation_checks
+from medattn.explain.summary import CASCADE_PREFIX, cascade_curves, randomisation_checks
 from medattn.report.document import BulletList, FigureBlock, Paragraph, Table
 from medattn.report.formatting import NA
 
@@ -31,6 +31,13 @@ def _num(x: float) -> str:
     return NA if not np.isfinite(x) else f"{x:.2f}"
 
 
+def check_name(metric: str) -> str:
+    """'model randomisation', 'data randomisation' or 'cascade, all stages random (to <stage>)'."""
+    if metric.startswith(CASCADE_PREFIX):
+        return f"cascade, all random (down to {metric[len(CASCADE_PREFIX):]})"
+    return CHECK_NAMES.get(metric, metric)
+
+
 def _verdict(r, min_grid: int) -> str:
     if r.flagged:
         return "**flagged**: maps barely depend on " + ("the labels" if r.metric.startswith("data") else
@@ -39,25 +46,28 @@ def _verdict(r, min_grid: int) -> str:
         return f"underpowered ({r.grid}×{r.grid} grid < min_grid {min_grid})"
     if r.images < 2:
         return "not enough images"
-    return "passes"
+    if r.mean > FLAG_ABOVE:
+        return f"inconclusive: mean above {FLAG_ABOVE}, interval reaches below it"
+    return "not flagged"
 
 
 def check_table(checks: pd.DataFrame, min_grid: int) -> Table:
     """One row per model, method and check: mean ρ, the interval's lower bound and the verdict."""
     rows = tuple((r.model, r.method, f"{r.layer} ({r.grid}×{r.grid})" if r.grid else r.layer or "—",
-                  CHECK_NAMES.get(r.metric, r.metric), str(r.images), _num(r.mean), _num(r.lower),
+                  check_name(r.metric), str(r.images), _num(r.mean), _num(r.lower),
                   _verdict(r, min_grid)) for r in checks.itertuples())
     return Table(("model", "method", "layer (grid)", "check", "images", "mean ρ", "95 % lower bound", "result"),
                  rows, align=("l", "l", "l", "l", "r", "r", "r", "l"),
                  caption="Randomisation checks, maps for the predicted class: Spearman ρ per image between the "
-                         "trained model's map and the map after randomising the weights (model randomisation) or "
+                         "trained model's map and the map of a freshly initialised model (model randomisation), of "
+                         "the model with every stage re-initialised top down (cascade, all random; first seed), or "
                          "of a model trained on permuted labels (data randomisation), seed-averaged; lower is "
                          "better.")
 
 
 def flagged_sentences(checks: pd.DataFrame) -> list[str]:
     """One sentence per flagged (model, method, check)."""
-    return [f"{r.model} / {r.method}: fails the {CHECK_NAMES.get(r.metric, r.metric)} check (mean ρ = "
+    return [f"{r.model} / {r.method}: fails the {check_name(r.metric)} check (mean ρ = "
             f"{r.mean:.2f}, 95 % lower bound {r.lower:.2f} > {FLAG_ABOVE}): its maps do not show what this model "
             "learnt." for r in checks[checks["flagged"]].itertuples()]
 
@@ -125,9 +135,12 @@ def randomisation_blocks(scores: pd.DataFrame, dataset: str, models: list[str], 
             blocks.append(BulletList(tuple(flagged)))
         else:
             weak = checks[checks["underpowered"] | (checks["images"] < 2)]
+            unclear = checks[~checks["underpowered"] & (checks["images"] >= 2) & (checks["mean"] > FLAG_ABOVE)]
             blocks.append(Paragraph(
                 "No method is flagged." + (" The checks marked underpowered cannot show that the maps depend on the "
-                                           "model: they neither pass nor fail." if not weak.empty else "")))
+                                           "model: they neither pass nor fail." if not weak.empty else "")
+                + (f" {len(unclear)} check(s) have a mean above {FLAG_ABOVE} with an interval too wide to decide: "
+                   "more images would." if not unclear.empty else "")))
         if "data_randomisation_spearman" not in set(checks["metric"]):
             blocks.append(Paragraph("Data randomisation (a model trained on permuted labels) was not computed for "
                                     "this store."))

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -106,7 +108,7 @@ def _class_name(sample: Sample, c: int) -> str:
 
 
 def figure(sample: Sample, loaded: dict[str, tuple[np.ndarray, pd.DataFrame]],
-           cols: list[tuple[str, str, str, int]], rows: list[int], title: str) -> Figure:
+           cols: list[tuple[str, str, str, int]], rows: list[int], title: str, min_grid: int = 0) -> Figure:
     """Rows: images; columns: the image with its outlines and true class, then one map per column with the
     model's prediction, probability and a right/wrong mark; one colour bar."""
     images = sample.images[rows].permute(0, 2, 3, 1).float().numpy() / 255.0
@@ -145,12 +147,15 @@ def figure(sample: Sample, loaded: dict[str, tuple[np.ndarray, pd.DataFrame]],
                           color="#1a7f37" if right else "#cf222e", fontweight="bold")
     axes[0, 0].set_title(f"{title}\nimage", fontsize=8)
     for c, (model, method, layer, grid) in enumerate(cols, start=1):
-        axes[0, c].set_title(f"{model}\n{METHOD_TITLES.get(method, method)}\n{_where(layer, grid)}", fontsize=7.5)
+        warn = f"\n⚠ coarser than {min_grid}×{min_grid}" if 0 < grid < min_grid else ""
+        axes[0, c].set_title(f"{model}\n{METHOD_TITLES.get(method, method)}\n{_where(layer, grid)}{warn}",
+                             fontsize=7.5, color="#9a6700" if warn else "black")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    if shown is not None:
-        bar = fig.colorbar(shown, ax=axes, shrink=0.5, aspect=25, pad=0.02)
+    if shown is not None:  # the bar shows the colour map itself (opaque); over the grey image it is blended
+        opaque = ScalarMappable(norm=Normalize(0, 1), cmap=COLOUR_MAP)
+        bar = fig.colorbar(opaque, ax=axes, shrink=0.5, aspect=25, pad=0.02)
         bar.set_label("saliency (each map scaled 0-1; one scale)", fontsize=8)
         bar.ax.tick_params(labelsize=7)
     handles = [Line2D([], [], color=LESION, lw=1.5, label="lesion outline")]
@@ -163,8 +168,9 @@ def figure(sample: Sample, loaded: dict[str, tuple[np.ndarray, pd.DataFrame]],
 
 
 def seed_galleries(run_dir: Path, runs: pd.DataFrame, sample_path: Path, models: list[str], scores: pd.DataFrame,
-                   methods: list[str] | tuple[str, ...]) -> tuple[list[tuple[int, Figure]], str]:
-    """One gallery figure per seed (the same rows in each) and the selection rule; ([], '') when nothing to show."""
+                   methods: list[str] | tuple[str, ...], min_grid: int = 0) -> tuple[list[tuple[int, Figure]], str]:
+    """One gallery figure per seed (the same rows in each) and the selection rule; ([], '') when nothing to show.
+    Column titles of maps from a grid coarser than `min_grid` carry a warning."""
     sample = read_sample(sample_path)
     seeds = sorted(int(s) for s in runs["seed"].unique())
     first = {m: _maps_of(run_dir, runs, m, seeds[0]) for m in models}
@@ -181,5 +187,5 @@ def seed_galleries(run_dir: Path, runs: pd.DataFrame, sample_path: Path, models:
         loaded = {m: v for m in models if (v := _maps_of(run_dir, runs, m, seed)) is not None}
         cols = columns(loaded, layers, methods)
         if cols:
-            out.append((seed, figure(sample, loaded, cols, rows, f"seed {seed}")))
+            out.append((seed, figure(sample, loaded, cols, rows, f"seed {seed}", min_grid)))
     return out, SELECTION_RULE.format(ref=reference, seed=seeds[0])

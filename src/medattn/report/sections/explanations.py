@@ -94,7 +94,8 @@ def cell(row: pd.Series | None, min_grid: int) -> str:
 def _coarse_note(sub: pd.DataFrame, min_grid: int) -> str:
     if not any(coarse(g, min_grid) for g in sub["grid"]):
         return ""
-    return f" ⚠: computed on a grid coarser than min_grid {min_grid} (forced): read as the grid's geometry."
+    return (f" ⚠: computed on a grid coarser than min_grid {min_grid} (forced, or no stage reached it): these "
+            "numbers measure the grid's geometry as much as the model.")
 
 
 def _methods(summary: pd.DataFrame) -> list[str]:
@@ -280,12 +281,14 @@ def explanations_section(ctx: ReportContext, dataset: str) -> Section | None:
                           f"{scores['image_id'].nunique()} images (`{sample_path.name}`). Localisation needs "
                           "lesion masks; energy on artefacts needs artefact masks."))
     section.add(*settings_blocks(settings, summary, models, min_grid))
-    galleries, rule = seed_galleries(ctx.run.run_dir, runs, sample_path, models, scores, list(METHOD_ORDER))
-    for seed, figure in galleries:
-        section.add(FigureBlock(f"explanations-{dataset}" + (f"-seed{seed}" if seed != galleries[0][0] else ""),
-                                figure, f"Gallery, seed {seed}: {rule}. Cyan: lesion outline; dashed lime: "
-                                "artefact outline; under each map the model's prediction, its probability and ✓/✗ "
-                                "(right/wrong); inferno colour map, one scale for all maps."))
+    galleries, rule = seed_galleries(ctx.run.run_dir, runs, sample_path, models, scores, list(METHOD_ORDER), min_grid)
+    for k, (seed, figure) in enumerate(galleries):
+        caption = (f"Gallery, seed {seed}: {rule}. Cyan: lesion outline; dashed lime: artefact outline; under each "
+                   "map the model's prediction, its probability for that class (p) and ✓/✗ (right/wrong); inferno "
+                   "colour map over a grey copy of the image, one scale for all maps" if k == 0 else
+                   f"Gallery, seed {seed}: the same images and layout as seed {galleries[0][0]}, maps and predictions "
+                   f"of seed {seed}")
+        section.add(FigureBlock(f"explanations-{dataset}" + (f"-seed{seed}" if k else ""), figure, caption + "."))
     if not summary.empty:
         checks = oracle_check(summary)
         for table in (localisation_table(summary, models, min_grid), faithfulness_table(summary, models, min_grid)):
