@@ -132,3 +132,18 @@ def test_cli_bad_input_is_one_line_exit_2(studies, tmp_path, capsys, monkeypatch
                                           f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")
     code, _, err = _main(["scorecard", str(tmp_path)], capsys, monkeypatch)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no dataset plants a known artefact" in err
+
+
+def test_report_section_shows_the_scorecard_per_model(studies, tmp_path):
+    from types import SimpleNamespace
+
+    from medattn.report.sections.shortcut_scorecard import scorecard_sections
+
+    [section] = scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=studies[0])))
+    table = section.blocks[1]
+    rows = {r[0]: r for r in table.rows}
+    assert rows["usage"][1:] == ("3/3 = 1.00 [0.29, 1.00]", "1/3 = 0.33 [0.01, 0.91]", "0.125: exceeded")
+    assert [s.title for s in section.subsections] == ["Model resnet18"]
+    (tmp_path / "results.csv").write_text("dataset,dataset_spec,model,seed,split,metric,value\n"
+                                          f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")
+    assert scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=tmp_path))) == []

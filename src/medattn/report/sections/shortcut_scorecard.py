@@ -1,0 +1,76 @@
+"""Report section "Shortcut detector scorecard": where a study's datasets plant a known artefact (real artefacts
+via `shortcut=`, or derm-synth) at a strong correlation and at 0.5, how often each detector flags the runs of
+each (detection rate, false-alarm rate), with exact intervals, overall and per model.
+
+The numbers are `medattn.analysis.scorecard` (the same as `medattn scorecard RUN_DIR`, which also writes them as
+CSV and pools several studies). Nothing is shown for a study without such datasets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from medattn.analysis.scorecard import ScorecardOptions, run_flags, scorecard
+from medattn.errors import DataError
+from medattn.report.context import ReportContext
+from medattn.report.document import Paragraph, Section, Table
+from medattn.report.registry import REPORT_SECTIONS
+
+
+def _cell(row: dict, label: str) -> str:
+    """'k/n = rate [low, high]', or '-' without runs."""
+    n = row[f"{label}_runs"]
+    if not n:
+        return "-"
+    return (f"{row[f'{label}_flagged']}/{n} = {row[f'{label}_rate']:.2f} "
+            f"[{row[f'{label}_low']:.2f}, {row[f'{label}_high']:.2f}]")
+
+
+def _check(row: dict) -> str:
+    bound = row["false_alarm_bound"]
+    if bound is None or np.isnan(bound):
+        return "-"
+    return f"{bound:.3f}: {'within' if row['false_alarm_ok'] else 'exceeded'}"
+
+
+def scorecard_table(card: pd.DataFrame, caption: str) -> Table:
+    """Detector rows: detection at the shortcut, false alarms at the control, the nominal + 2 MC SE check."""
+    rows = tuple((r["detector"], _cell(r, "detection"), _cell(r, "false_alarm"), _check(r))
+                 for r in card.to_dict("records"))
+    return Table(("detector", "detection (shortcut datasets)", "false alarms (0.5 datasets)",
+                  "nominal + 2 MC SE"), rows, ("l", "r", "r", "r"), caption)
+
+
+def scorecard_sections(ctx: ReportContext) -> list[Section]:
+    """The scorecard section (empty when no dataset of the study plants a known artefact)."""
+    opts = ScorecardOptions()
+    try:
+        flags = run_flags(ctx.run.run_dir, opts)
+    except DataError:
+        return []
+    if flags.empty:
+        return []
+    section = Section("Shortcut detector scorecard", anchor="shortcut-scorecard")
+    roles = flags.drop_duplicates("dataset").set_index("dataset")
+    described = ", ".join(f"{d} ({r['role']}, correlation {r['corr']:g})" for d, r in roles.iterrows())
+    section.add(Paragraph(
+        f"The datasets plant a known artefact: {described}. A run is flagged by a detector when it says the model "
+        f"uses the artefact: the usage test of the artefact's presence column (corrected p < {opts.alpha}), the "
+        f"insertion and removal probes (p < {opts.alpha} for a zero change of P(positive), read from the probe's "
+        f"bootstrap interval), the ID - OOD balanced-accuracy gap (>= {opts.gap:.2f}) and the explanation energy on "
+        f"the artefact above a uniform map's (one-sided Wilcoxon p < {opts.alpha}). Where the artefact goes with "
+        f"the class a flag is a detection; at correlation 0.5 it is a false alarm. Rates with exact "
+        f"(Clopper-Pearson) 95 % intervals; a test's false-alarm rate should stay within its nominal rate plus "
+        f"2 Monte-Carlo standard errors. `medattn scorecard RUN_DIR...` writes these tables as CSV and pools "
+        f"studies."))
+    section.add(scorecard_table(scorecard(flags, opts.alpha), "All models and seeds"))
+    for model, part in flags.groupby("model", sort=True):
+        section.subsections.append(Section(f"Model {model}", [scorecard_table(scorecard(part, opts.alpha),
+                                                                              f"{model}, over seeds")]))
+    return [section]
+
+
+if "shortcut-scorecard" not in REPORT_SECTIONS.names():
+    REPORT_SECTIONS.register("shortcut-scorecard", scorecard_sections,
+                             before="methods" if "methods" in REPORT_SECTIONS.names() else None)
