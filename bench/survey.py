@@ -184,7 +184,13 @@ def bench_database(kind: str, url: str, work: Path, n_raters: int, n_items: int)
         for raters in (1, n_raters):
             tokens = invite(base, made.admin_token, raters)
             numbers = {t: i for i, t in enumerate(tokens, start=_first_number(url, raters))}
-            load = run_load(base, tokens, n_items)
+            try:
+                load = run_load(base, tokens, n_items)
+            except RuntimeError as exc:
+                kept = ROOT / "bench" / "results" / f"survey_{kind}_server.log"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text((work / f"{kind}.log").read_text())
+                raise RuntimeError(f"{exc}\nserver log kept in {kept}") from exc
             lost, duplicated = check(url, load["sent"], numbers)
             rows.append({"database": kind, "raters": raters, "answers": len(load["sent"]), "posts": load["posts"],
                          "wall_s": load["wall_s"], "answers_per_s": load["posts"] / load["wall_s"],

@@ -15,10 +15,12 @@ import threading
 
 import anyio
 import pytest
+from sqlalchemy.pool import QueuePool
 from starlette.testclient import TestClient
 from survey_helpers import MadeSurvey, admin_login, answer, csrf_of, give_profile, invite, labels_of
 
 import medattn.survey.rater_routes as rater_routes
+import medattn.survey.store as store
 from medattn.survey.app import MAX_BODY, create_app
 from medattn.survey.export import FORMULA_START
 from medattn.survey.security import SECURITY_HEADERS
@@ -60,6 +62,25 @@ def test_a_held_write_lock_blocks_neither_static_files_nor_other_raters_pages(se
         holder.execute("COMMIT")
         answered.join(60)
     assert events == ["static served", "r served", "lock released", "answer 200"]
+
+
+def test_no_request_holds_two_connections_of_one_pool(survey: MadeSurvey, monkeypatch: pytest.MonkeyPatch):
+    """Each form post read through the request's session while its write waited for a second connection of the
+    same pool: 20 raters posting at once took all 15 and waited on each other until the pool timed out (500s in
+    bench/survey.py). With one connection per pool every handler must still answer."""
+    real = store.create_engine
+    monkeypatch.setattr(store, "create_engine", lambda url, **kw: real(url, **{
+        **kw, "poolclass": QueuePool, "pool_size": 1, "max_overflow": 0, "pool_timeout": 1}))
+    app = create_app(survey.db, survey.created.images_dir)
+    admin = TestClient(app, raise_server_exceptions=False)
+    csrf = admin_login(admin, survey.created.admin_token)
+    first, second = invite(admin, csrf, 2)
+    rater = TestClient(app, raise_server_exceptions=False)
+    give_profile(rater, first)
+    labels = labels_of(rater.get(f"/r/{first}/item/1").text)
+    assert answer(rater, first, 1, labels[0], dict.fromkeys(labels, 3)).status_code == 200
+    for path, data in (("/admin/revoke", {"rater": "2"}), ("/admin/close", {}), ("/admin/logout-everywhere", {})):
+        assert admin.post(path, data={"csrf": csrf_of(admin.get("/admin").text), **data}).status_code == 200, path
 
 
 async def _post(app, path: str, length: int) -> tuple[int, int]:

@@ -165,7 +165,11 @@ def load_survey(db: str | Path, images_dir: Path | None = None, base_url: str = 
     images_dir = images_dir.resolve()
     if not images_dir.is_dir():
         raise SurveyError(f"{images_dir}: the survey's images folder is missing; pass --images DIR")
-    return Survey(sessions=sessions, writes=session_factory(writer(engine)), blinding_key=meta["blinding_key"],
+    # writes get an engine (a connection pool) of their own: a handler writes while its request's read session
+    # still holds a read connection, and with one shared pool concurrent posts could each hold one and wait
+    # for a second until the pool timed out (tests/survey/test_survey_server.py)
+    writes = session_factory(writer(make_engine(db, must_exist=False)))
+    return Survey(sessions=sessions, writes=writes, blinding_key=meta["blinding_key"],
                   secret=meta["secret"], admin_hash=meta["admin_hash"], images_dir=images_dir,
                   arm_ids=[a.id for a in arms], arm_names={a.id: a.name for a in arms}, items=items, panels=panels,
                   legend_file=meta["legend_file"], base_url=base_url.rstrip("/"),
@@ -192,7 +196,8 @@ def create_app(db: str | Path, images_dir: Path | None = None, base_url: str = D
 
     @app.exception_handler(Exception)
     def failed(request: Request, exc: Exception) -> HTMLResponse:  # answered outside the guard: set headers here
-        log.error("%s %s failed: %s", request.method, redacted_path(request.url.path), type(exc).__name__)
+        log.error("%s %s failed: %s", request.method, redacted_path(request.url.path), type(exc).__name__,
+                  exc_info=exc)
         return HTMLResponse("<!doctype html><title>Error</title><p>Something went wrong on the server. "
                             "Your earlier answers are saved; try again later.</p>", 500, headers=SECURITY_HEADERS)
 
