@@ -30,7 +30,7 @@ def _study(root: Path, kind: str, control_usage_p: tuple[float, float, float]) -
     for ds, corr in (("strong", 0.9), ("control", 0.5)):
         for seed in range(3):
             key = {"dataset": ds, "model": "resnet18", "seed": seed}
-            ood = 0.50 if ds == "strong" else 0.69
+            ood = 0.69 if ds == "control" or (kind, seed) == ("ruler", 2) else 0.50  # ruler seed 2: gap 0.01
             res += [{**key, "dataset_spec": _spec(kind, corr), "stage": "final", "split": s,
                      "metric": "balanced_accuracy", "value": v} for s, v in (("test", 0.70), ("test_ood", ood))]
             p = 0.001 if ds == "strong" else control_usage_p[seed]
@@ -100,6 +100,10 @@ def test_scorecard_over_two_studies_rates_intervals_and_nominal_check(studies):
     assert card.loc["usage", "false_alarm_low"] == pytest.approx(1 - 0.975 ** (1 / 6), abs=1e-9)
     assert card.loc["insert_probe", "false_alarm_high"] == pytest.approx(1 - 0.025 ** (1 / 6), abs=1e-9)
     assert card.loc["remove_probe", "detection_flagged"] == 0
+    # among the shortcut runs the ID - OOD gap flags (5 of 6: ruler seed 2's gap is 0.01)
+    assert card.loc["ood_gap", "detection_flagged"] == 5
+    assert card.loc["usage", "detection_given_gap_runs"] == 5 and card.loc["usage", "detection_given_gap_flagged"] == 5
+    assert card.loc["remove_probe", "detection_given_gap_flagged"] == 0
     # nominal 0.01 + 2 sqrt(0.01 * 0.99 / 6) = 0.0912: 1/6 exceeds it, 0/6 does not
     assert card.loc["usage", "false_alarm_bound"] == pytest.approx(0.01 + 2 * np.sqrt(0.0099 / 6))
     assert not card.loc["usage", "false_alarm_ok"] and card.loc["insert_probe", "false_alarm_ok"]
@@ -119,7 +123,8 @@ def _main(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
 def test_cli_writes_csvs_and_prints_the_table(studies, tmp_path, capsys, monkeypatch):
     code, out, err = _main(["scorecard", *map(str, studies), "--out", str(tmp_path)], capsys, monkeypatch)
     assert code == 0, err
-    assert "| usage | 6/6 = 1.00 [0.54, 1.00] | 1/6 = 0.17 [0.00, 0.64] | 0.091: EXCEEDED |" in out
+    assert ("| usage | 6/6 = 1.00 [0.54, 1.00] | 1/6 = 0.17 [0.00, 0.64] | 0.091: EXCEEDED | "
+            "5/5 = 1.00 [0.48, 1.00] |") in out
     card = pd.read_csv(tmp_path / "artefact_scorecard.csv")
     assert set(card["detector"]) == {"usage", "insert_probe", "remove_probe", "ood_gap", "energy_gradcam"}
     assert len(pd.read_csv(tmp_path / "artefact_flags.csv")) == 2 * 6 * 5
@@ -142,7 +147,8 @@ def test_report_section_shows_the_scorecard_per_model(studies, tmp_path):
     [section] = scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=studies[0])))
     table = section.blocks[1]
     rows = {r[0]: r for r in table.rows}
-    assert rows["usage"][1:] == ("3/3 = 1.00 [0.29, 1.00]", "1/3 = 0.33 [0.01, 0.91]", "0.125: exceeded")
+    assert rows["usage"][1:] == ("3/3 = 1.00 [0.29, 1.00]", "1/3 = 0.33 [0.01, 0.91]", "0.125: exceeded",
+                                 "3/3 = 1.00 [0.29, 1.00]")
     assert [s.title for s in section.subsections] == ["Model resnet18"]
     (tmp_path / "results.csv").write_text("dataset,dataset_spec,model,seed,split,metric,value\n"
                                           f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")

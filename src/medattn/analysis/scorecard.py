@@ -197,13 +197,18 @@ def nominal_rate(detector: str, alpha: float) -> float:
 
 
 def scorecard(flags: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Per detector: detection rate over shortcut runs, false-alarm rate over control runs, exact 95 % CIs, and
-    whether the false-alarm rate is within nominal + 2 Monte-Carlo SE."""
+    """Per detector: detection rate over shortcut runs, false-alarm rate over control runs, the detection rate
+    among the shortcut runs whose ID - OOD gap flagged them (the runs that demonstrably learned the shortcut),
+    exact 95 % CIs, and whether the false-alarm rate is within nominal + 2 Monte-Carlo SE."""
     rows = []
+    gapped = flags.loc[(flags["detector"] == "ood_gap") & flags["flagged"].astype(bool), KEYS]
+    gapped = set(map(tuple, gapped.astype(str).to_numpy()))
     for detector, group in flags.groupby("detector", sort=True):
         row = {"detector": detector, "nominal": nominal_rate(str(detector), alpha)}
-        for label, role in (("detection", "shortcut"), ("false_alarm", "control")):
-            hits = group.loc[group["role"] == role, "flagged"].astype(bool)
+        with_gap = np.array([tuple(k) in gapped for k in group[KEYS].astype(str).to_numpy()], bool)
+        for label, sel in (("detection", group["role"] == "shortcut"), ("false_alarm", group["role"] == "control"),
+                           ("detection_given_gap", (group["role"] == "shortcut").to_numpy() & with_gap)):
+            hits = group.loc[sel, "flagged"].astype(bool)
             n, k = int(hits.size), int(hits.sum())
             ci = stats.binomtest(k, n).proportion_ci(method="exact") if n else None
             row.update({f"{label}_runs": n, f"{label}_flagged": k, f"{label}_rate": k / n if n else np.nan,
@@ -218,18 +223,18 @@ def scorecard(flags: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 def markdown(card: pd.DataFrame) -> str:
     """The scorecard as a Markdown table: k/n = rate [exact 95 % CI] per role, and the nominal check."""
-    lines = ["| detector | detection at the shortcut | false alarms at the control | nominal + 2 MC SE |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| detector | detection at the shortcut | false alarms at the control | nominal + 2 MC SE | "
+             "detection where the ID - OOD gap flags |", "| --- | --- | --- | --- | --- |"]
     for r in card.to_dict("records"):
         cells = []
-        for label in ("detection", "false_alarm"):
+        for label in ("detection", "false_alarm", "detection_given_gap"):
             n = r[f"{label}_runs"]
             cells.append("no runs" if not n else f"{r[f'{label}_flagged']}/{n} = {r[f'{label}_rate']:.2f} "
                                                  f"[{r[f'{label}_low']:.2f}, {r[f'{label}_high']:.2f}]")
         bound = r["false_alarm_bound"]
         check = "-" if bound is None or np.isnan(bound) else (
             f"{bound:.3f}: {'ok' if r['false_alarm_ok'] else 'EXCEEDED'}")
-        lines.append(f"| {r['detector']} | {cells[0]} | {cells[1]} | {check} |")
+        lines.append(f"| {r['detector']} | {cells[0]} | {cells[1]} | {check} | {cells[2]} |")
     return "\n".join(lines)
 
 

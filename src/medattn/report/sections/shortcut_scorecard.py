@@ -36,10 +36,11 @@ def _check(row: dict) -> str:
 
 def scorecard_table(card: pd.DataFrame, caption: str) -> Table:
     """Detector rows: detection at the shortcut, false alarms at the control, the nominal + 2 MC SE check."""
-    rows = tuple((r["detector"], _cell(r, "detection"), _cell(r, "false_alarm"), _check(r))
-                 for r in card.to_dict("records"))
+    rows = tuple((r["detector"], _cell(r, "detection"), _cell(r, "false_alarm"), _check(r),
+                  _cell(r, "detection_given_gap")) for r in card.to_dict("records"))
     return Table(("detector", "detection (shortcut datasets)", "false alarms (0.5 datasets)",
-                  "nominal + 2 MC SE"), rows, ("l", "r", "r", "r"), caption)
+                  "nominal + 2 MC SE", "detection where the ID - OOD gap flags"), rows, ("l", "r", "r", "r", "r"),
+                 caption)
 
 
 def scorecard_sections(ctx: ReportContext) -> list[Section]:
@@ -62,7 +63,8 @@ def scorecard_sections(ctx: ReportContext) -> list[Section]:
         f"the artefact above a uniform map's (one-sided Wilcoxon p < {opts.alpha}). Where the artefact goes with "
         f"the class a flag is a detection; at correlation 0.5 it is a false alarm. Rates with exact "
         f"(Clopper-Pearson) 95 % intervals; a test's false-alarm rate should stay within its nominal rate plus "
-        f"2 Monte-Carlo standard errors. `medattn scorecard RUN_DIR...` writes these tables as CSV and pools "
+        f"2 Monte-Carlo standard errors. The last column counts only the shortcut runs whose ID - OOD gap "
+        f"shows they learned the shortcut. `medattn scorecard RUN_DIR...` writes these tables as CSV and pools "
         f"studies."))
     section.add(scorecard_table(scorecard(flags, opts.alpha), "All models and seeds"))
     for model, part in flags.groupby("model", sort=True):
