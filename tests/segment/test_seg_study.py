@@ -1,8 +1,10 @@
 """`task: segmentation` through the study machinery: a dataset without masks is refused at its YAML line (exit 2
-from the CLI), and a tiny study runs end to end into a report whose primary metric is Dice (slow)."""
+from the CLI), masks with grey values or another size stop `medattn segment train` in one line with exit 2,
+and a tiny study runs end to end into a report whose primary metric is Dice (slow)."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -56,6 +58,37 @@ def test_segment_train_without_masks_exits_2_with_one_line(tmp_path, monkeypatch
         main()
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "has no masks" in err
+
+
+def _folder_with_masks(root, mask_values, mask_size):
+    (root / "img").mkdir(parents=True)
+    (root / "seg").mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(root / "img" / f"s{i}.png")
+        mask = np.zeros(mask_size[::-1], np.uint8)
+        mask[2:8, 2:8] = mask_values[-1]
+        mask[0, 0] = mask_values[0]
+        Image.fromarray(mask).save(root / "seg" / f"s{i}.png")
+    pd.DataFrame({"id": [f"s{i}" for i in range(6)], "label": ["a", "b"] * 3}).to_csv(root / "m.csv", index=False)
+    return f"folder:{root}?images=img&labels=m.csv&masks=seg&mask_pattern={{id}}.png&size=16&workers=1"
+
+
+@pytest.mark.parametrize(("values", "size", "message"), [
+    ((128, 255), (16, 16), r"s0\.png: mask values \{0, 128, 255\} are not binary; save lesion = 255"),
+    ((0, 255), (20, 16), r"s0\.png: mask is 20x16 but its image .*s0\.png is 16x16; a mask must have its image's"),
+])
+def test_segment_train_on_bad_masks_exits_2_with_one_line(tmp_path, monkeypatch, capsys, values, size, message):
+    from medattn.cli import main
+
+    data = _folder_with_masks(tmp_path / "d", values, size)
+    monkeypatch.setattr(sys, "argv", ["medattn", "segment", "train", "--data", data, "--epochs", "1",
+                                      "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert re.search(message, err)
+    assert not (tmp_path / "out" / "metrics.json").exists()
 
 
 @pytest.mark.slow
