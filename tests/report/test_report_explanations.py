@@ -93,6 +93,12 @@ def store(tmp_path_factory):
             rows += result_rows(identity, {"test": {"balanced_accuracy": 0.7 + 0.01 * seed}},
                                 artifact_dir=run_folder("pneu", model, seed).as_posix())
     write_results(root, rows)
+    sample_path = root / "explanations" / "sample.npz"
+    with np.load(sample_path) as z:
+        arrays = dict(z)
+    artefact = np.zeros_like(arrays["masks"])
+    artefact[::2, 1:6, 1:6] = 1  # a ruler patch on every other image
+    np.savez(sample_path, **arrays, artefact_patch=artefact, class_names=np.array(["normal", "pneumonia"]))
     scores = planted_scores()
     scores.to_csv(root / "explanations" / "scores.csv", index=False)
     (root / "explanations" / "settings.json").write_text(json.dumps(SETTINGS))
@@ -200,3 +206,34 @@ def test_a_forced_coarse_layer_carries_a_warning_wherever_its_numbers_appear():
     uniform = next(row for row in local.rows if row[1] == "uniform map")
     assert not any(c.startswith("⚠") for c in uniform[3:])
     assert randomisation_checks(scores, min_grid=5)["underpowered"].all()
+
+
+def test_gallery_outlines_every_map_and_marks_each_prediction(section_text, store):
+    from matplotlib.contour import ContourSet
+
+    from medattn.explain.sample import read_sample
+
+    root, _ = store
+    _, section = section_text
+    sample = read_sample(root / "explanations" / "sample.npz")
+    position = {str(i): k for k, i in enumerate(sample.ids)}
+    figure = next(b for b in section.blocks if getattr(b, "name", "") == "explanations-pneu").figure
+    grid = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    columns = 1 + 3 + 2  # image, Grad-CAM of three models, own attention of SE and CBAM (gradcampp is not shown)
+    assert len(grid) % columns == 0
+    assert any(ax.get_label() == "<colorbar>" for ax in figure.axes)
+    rows = [grid[r * columns:(r + 1) * columns] for r in range(len(grid) // columns)]
+    for row in rows:
+        image_id = row[0].get_ylabel().split("(image ")[1].rstrip(")")
+        pos = position[image_id]
+        label = int(sample.labels[pos])
+        assert row[0].get_ylabel().startswith(f"true: {['normal', 'pneumonia'][label]}")
+        for ax in row[1:]:
+            assert ax.images[-1].get_cmap().name == "inferno"
+            contours = [c for c in ax.collections if isinstance(c, ContourSet)]
+            has_artefact = bool(sample.artefact_masks["patch"][pos].any())
+            assert len(contours) == 1 + has_artefact  # the lesion outline, and the artefact's where there is one
+            mark = "✓" if label == 1 else "✗"  # the fabricated index predicts class 1 with p = 0.8
+            assert ax.get_xlabel() == f"{mark} pneumonia p=0.80"
+    labels = [int(sample.labels[position[r[0].get_ylabel().split("(image ")[1].rstrip(")")]]) for r in rows]
+    assert labels == sorted(labels)  # rows grouped by true class, in class order

@@ -181,11 +181,15 @@ def seed_galleries(run_dir: Path, runs: pd.DataFrame, sample_path: Path, models:
     if not rows:
         return [], ""
     layers = scored_layers(scores)
-    methods = gallery_methods(set(scores["method"]) | set(first[reference][1]["method"]), tuple(methods))
+    present = set().union(*(set(v[1]["method"]) for v in first.values() if v is not None))
+    methods = gallery_methods(present, tuple(methods))
     out = []
     for seed in seeds:
         loaded = {m: v for m in models if (v := _maps_of(run_dir, runs, m, seed)) is not None}
         cols = columns(loaded, layers, methods)
         if cols:
             out.append((seed, figure(sample, loaded, cols, rows, f"seed {seed}", min_grid)))
-    return out, SELECTION_RULE.format(ref=reference, seed=seeds[0])
+    rule = SELECTION_RULE.format(ref=reference, seed=seeds[0])
+    if sample.artefact_masks:
+        rule += f"; artefacts outlined from the dataset's masks: {', '.join(sample.artefact_masks)}"
+    return out, rule
