@@ -25,7 +25,8 @@ def _study(root: Path, kind: str, control_usage_p: tuple[float, float, float]) -
     """3 seeds x 1 model on 'strong' (corr 0.9) and 'control' (0.5). Strong: usage p 0.001, insertion probe
     z = 4.9 (p 1e-6), removal z = 2.35 (p 0.019: outside the 95 % interval's 0, but not below 0.01), gap 0.20,
     gradcam energy above uniform on all 8 images (exact Wilcoxon p = 1/256). Control: usage p as given, probes
-    centred on 0, gap 0.01, gradcam energy = uniform +- the same amounts (p > 0.5)."""
+    centred on 0 (insertion 0, 0.01, -0.01 by seed), gap 0.01, gradcam energy = uniform +- the same amounts
+    (p > 0.5)."""
     res, usage, probes, scores = [], [], [], []
     for ds, corr in (("strong", 0.9), ("control", 0.5)):
         for seed in range(3):
@@ -38,9 +39,10 @@ def _study(root: Path, kind: str, control_usage_p: tuple[float, float, float]) -
                       {**key, "epoch": 2, "feature": kind, "p_adjusted": 0.001},  # not the kept weights
                       {**key, "epoch": "best", "feature": "age", "p_adjusted": 0.001}]  # not planted
             strong = ds == "strong"
-            probes += [{**key, "probe": "insert", "artefact": kind, "delta_positive_prob": 0.05 if strong else 0.0,
-                        "delta_positive_prob_low": 0.03 if strong else -0.02,
-                        "delta_positive_prob_high": 0.07 if strong else 0.02},
+            c = (0.0, 0.01, -0.01)[seed]  # the control's insertion effects
+            probes += [{**key, "probe": "insert", "artefact": kind, "delta_positive_prob": 0.05 if strong else c,
+                        "delta_positive_prob_low": 0.03 if strong else c - 0.02,
+                        "delta_positive_prob_high": 0.07 if strong else c + 0.02},
                        {**key, "probe": "remove", "artefact": kind, "delta_positive_prob": 0.03 if strong else 0.0,
                         "delta_positive_prob_low": 0.005 if strong else -0.02,
                         "delta_positive_prob_high": 0.055 if strong else 0.02},
@@ -126,8 +128,9 @@ def test_cli_writes_csvs_and_prints_the_table(studies, tmp_path, capsys, monkeyp
     assert ("| usage | 6/6 = 1.00 [0.54, 1.00] | 1/6 = 0.17 [0.00, 0.64] | 0.091: EXCEEDED | "
             "5/5 = 1.00 [0.48, 1.00] |") in out
     card = pd.read_csv(tmp_path / "artefact_scorecard.csv")
-    assert set(card["detector"]) == {"usage", "insert_probe", "remove_probe", "ood_gap", "energy_gradcam"}
-    assert len(pd.read_csv(tmp_path / "artefact_flags.csv")) == 2 * 6 * 5
+    assert set(card["detector"]) == {"usage", "insert_probe", "remove_probe", "ood_gap", "energy_gradcam",
+                                     "insert_probe_vs_control"}  # removal effects of the controls are all 0
+    assert len(pd.read_csv(tmp_path / "artefact_flags.csv")) == 2 * 6 * 6
 
 
 def test_cli_bad_input_is_one_line_exit_2(studies, tmp_path, capsys, monkeypatch):
@@ -153,3 +156,17 @@ def test_report_section_shows_the_scorecard_per_model(studies, tmp_path):
     (tmp_path / "results.csv").write_text("dataset,dataset_spec,model,seed,split,metric,value\n"
                                           f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")
     assert scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=tmp_path))) == []
+
+
+def test_probe_against_the_controls_is_a_t_prediction_interval(studies):
+    """Strong insertion 0.05 vs the controls (0, 0.01, -0.01): t = 0.05 / (0.01 sqrt(4/3)), 2 df, p = 0.0494;
+    a control run against the other two (leave-one-out): seed 1, 0.01 vs (0, -0.01): 1 df."""
+    flags = run_flags(studies[0], ScorecardOptions(alpha=0.05))
+    got = flags[flags["detector"] == "insert_probe_vs_control"].set_index(["dataset", "seed"])
+    p_strong = 2 * stats.t.sf(0.05 / (0.01 * np.sqrt(4 / 3)), 2)
+    assert got.loc[("strong", 0), "p"] == pytest.approx(p_strong, rel=1e-9) and 0.049 < p_strong < 0.05
+    assert got.loc[("strong", 0), "flagged"] and not got.loc[("control", 1), "flagged"]
+    ref = np.array([0.0, -0.01])
+    t1 = (0.01 - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1.5))
+    assert got.loc[("control", 1), "p"] == pytest.approx(2 * stats.t.sf(t1, 1), rel=1e-9)
+    assert got.loc[("control", 0), "p"] == pytest.approx(1.0)

@@ -14,6 +14,9 @@ class); any other correlation is a *shortcut*. Per run (dataset x model x seed) 
                  interval (se = width / 3.92); Holm across the artefacts probed in the run
   remove_probe   the same for probe remove (inpainting the artefact's mask)
   ood_gap        results.csv: balanced accuracy on test minus on test_ood >= gap (a threshold, no nominal rate)
+  *_vs_control   the insertion / removal probe's change of P(positive) against the same study's control runs
+                 (t prediction interval, leave-one-out for a control run): the probes alone test "the artefact
+                 moves the prediction", which a model trained without the shortcut may also do
   energy_METHOD  explanations/scores.csv, artefact_energy: the method's energy on the artefact mask exceeds the
                  uniform map's on the same images, one-sided Wilcoxon signed-rank p < alpha (scipy)
 
@@ -184,11 +187,31 @@ def run_flags(run_dir: Path, opts: ScorecardOptions = ScorecardOptions()) -> pd.
         energy_flags(_csv(explanations / layout.EXPLAIN_SCORES), _csv(explanations / layout.EXPLAINED_RUNS),
                      opts.alpha)) if len(f)], ignore_index=True)
     flags = flags.merge(truth, on="dataset")
+    flags = pd.concat([flags, contrast_flags(flags, opts.alpha)], ignore_index=True)
     keep = [opts.artefacts is None and a in arts or opts.artefacts is not None and a in opts.artefacts
             for a, arts in zip(flags["artefact"], flags["artefacts"], strict=True)]
     flags = flags[np.asarray(keep, bool) | (flags["artefact"] == "*")]
     flags = flags.assign(flagged=flags["flagged"].astype(bool), seed=flags["seed"].astype(int))
     return flags[FLAG_COLUMNS].reset_index(drop=True)
+
+
+def contrast_flags(flags: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Probe effects against the study's control runs: per probe and artefact, a run's change of P(positive) is
+    compared with the control runs' changes (every model; a control run with the others, leave-one-out) by the
+    t prediction interval: t = (x - mean) / (sd sqrt(1 + 1 / n)), n - 1 df, two-sided; exact when the control
+    effects are normal and the run is exchangeable with them, i.e. under 'the correlation changed nothing'."""
+    probes = flags[flags["detector"].isin(["insert_probe", "remove_probe"])]
+    out = []
+    for (detector, _artefact), group in probes.groupby(["detector", "artefact"]):
+        control = group[group["role"] == "control"]
+        for idx, row in group.iterrows():
+            ref = control.loc[control.index != idx, "value"].astype(float)
+            if len(ref) < 2 or ref.std(ddof=1) == 0:
+                continue
+            t = (float(row["value"]) - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / len(ref)))
+            p = float(2 * stats.t.sf(abs(t), len(ref) - 1))
+            out.append({**row.to_dict(), "detector": f"{detector}_vs_control", "p": p, "flagged": p < alpha})
+    return pd.DataFrame(out, columns=flags.columns)
 
 
 def nominal_rate(detector: str, alpha: float) -> float:
