@@ -1,6 +1,6 @@
 """`task: segmentation` through the study machinery: a dataset without masks is refused at its YAML line (exit 2
 from the CLI), masks with grey values or another size stop `medattn segment train` in one line with exit 2,
-and a tiny study runs end to end into a report whose primary metric is Dice (slow)."""
+and a tiny study runs end to end into a report whose primary metric is Dice, with a gallery (slow)."""
 
 from __future__ import annotations
 
@@ -113,3 +113,6 @@ def test_tiny_segmentation_study_reports_dice_comparisons(tmp_path):
     assert len(dice) == 1 and dice["reference"].item() == "unet" and dice["n"].item() == 2
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "Primary metric: dice" in report and "### Dice by lesion size" in report
+    assert "### Segmentation gallery" in report and "Gallery not drawn" not in report
+    pngs = sorted(p.name for p in (tmp_path / "out" / "report" / "figures").glob("*seg-gallery*.png"))
+    assert pngs == ["tiny-seg-gallery-unet-gate.png", "tiny-seg-gallery-unet.png"]  # the variant and plain U-Net

@@ -11,6 +11,11 @@ image instead: each image's Dice is averaged over the seeds of a model, and the 
 per-image values are compared with `stats.paired.paired_difference` (mean difference with its t interval, the
 Wilcoxon signed-rank p, robust to the skewed per-image Dice), Holm-corrected over the variants of a dataset on the
 Wilcoxon p. It describes test-set sampling noise for these trained models, not training noise.
+
+The gallery section draws, for the first seed of every model, the same first `GALLERY_IMAGES` images of the split
+(`medattn.segment.gallery`: true and predicted outlines with the image's Dice, lesion probability, the finest
+attention gate's map for gated models), rebuilt from each run's weights on the data re-loaded from its spec
+(`MEDATTN_DATA` as for the study); when the data cannot be loaded the section says so instead of failing.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from medattn.errors import UserError
 from medattn.report.context import ReportContext
-from medattn.report.document import Paragraph, Section, Table
+from medattn.report.document import FigureBlock, FigureRow, Paragraph, Section, Table, slugify
 from medattn.report.registry import DATASET_SECTIONS
 from medattn.stats.correction import holm
 from medattn.stats.paired import paired_difference
 
 SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     ("empty", -1.0, 0.0), ("small (<5 %)", 0.0, 0.05), ("medium (5-20 %)", 0.05, 0.20), ("large (>=20 %)", 0.20, 2.0))
+GALLERY_IMAGES = 4
 
 
 def _scores(ctx: ReportContext, dataset: str, model: str, split: str) -> list[pd.DataFrame]:
@@ -111,4 +118,32 @@ def size_bin_section(ctx: ReportContext, dataset: str) -> Section | None:
     return Section("Dice by lesion size", blocks)
 
 
+def gallery_section(ctx: ReportContext, dataset: str) -> Section | None:
+    """Overlays of every model's first seed on the same images (None for a classification study)."""
+    split = ctx.settings.split
+    if size_bin_dice(ctx, dataset, split).empty:
+        return None
+    from medattn.segment.gallery import gallery_figure, run_data  # torch only for segmentation reports
+
+    runs = [(model, seeds[0], ctx.run.run_path(dataset, model, seeds[0]))
+            for model in ctx.run.models(dataset) if (seeds := ctx.run.seeds(dataset, model))]
+    runs = [r for r in runs if r[2] is not None]
+    figures = []
+    try:
+        data = run_data(runs[0][2]) if runs else None  # one load for every model of the dataset
+        for model, seed, run in runs:
+            figures.append(FigureBlock(slugify(f"{dataset}-seg-gallery-{model}"),
+                                       gallery_figure(run, split, GALLERY_IMAGES, data=data), f"{model}, seed {seed}"))
+    except (UserError, OSError) as exc:
+        return Section("Segmentation gallery", [Paragraph(f"Gallery not drawn: {exc}")])
+    if not figures:
+        return None
+    note = Paragraph(f"The first {GALLERY_IMAGES} {split} images (dataset order, the same for every model), first "
+                     f"seed of each model: true lesion outline green, predicted (probability > 0.5) magenta, with "
+                     f"the image's Dice; the lesion probability; for gated models the finest attention gate's "
+                     f"coefficients.")
+    return Section("Segmentation gallery", [note, FigureRow(tuple(figures), caption=f"Overlays on {split}")])
+
+
 DATASET_SECTIONS.register("segmentation-size-bins", size_bin_section, before="training-curves")
+DATASET_SECTIONS.register("segmentation-gallery", gallery_section, after="segmentation-size-bins")
