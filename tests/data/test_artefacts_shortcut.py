@@ -115,6 +115,33 @@ def test_bad_shortcut_options_exit_2_with_one_line(folder, tmp_path, capsys, mon
     assert len(err.strip().splitlines()) == 1 and expect in err, err
 
 
+@pytest.mark.parametrize(("options", "expect"), [
+    ("shortcut=sticker&shortcut_class=a", "unknown artefact type 'sticker'"),
+    ("shortcut=ink&shortcut_class=a&shortcut_corr=-0.1", "shortcut_corr=-0.1 must lie in [0, 1]"),
+    ("shortcut=ink&shortcut_class=a&shortcut_templates=NOMETA", "has no meta.json"),
+])
+def test_bad_shortcut_in_a_study_spec_is_file_line_exit_2(folder, tmp_path, capsys, monkeypatch, options, expect):
+    """`medattn study run spec.yaml` names the spec file and the dataset's line, in one line, and exits 2."""
+    import sys
+
+    from medattn.cli import main
+
+    (tmp_path / "nometa").mkdir()
+    spec = folder["base"] + "&" + options.replace("NOMETA", str(tmp_path / "nometa"))
+    if "templates" not in options:
+        spec += f"&shortcut_templates={folder['templates']}"
+    path = tmp_path / "study.yaml"
+    path.write_text(f"name: bad\ndatasets:\n  - name: d\n    spec: \"{spec}\"\nmodels:\n  grid:\n"
+                    f"    backbones: [resnet18]\ntuning: {{trials: 0}}\nseeds: 1\noutput: {tmp_path / 'out'}\n"
+                    f"cache_dir: {tmp_path / 'cache'}\n")
+    monkeypatch.setattr(sys, "argv", ["medattn", "study", "run", str(path), "--workers", "0"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert len(err.strip().splitlines()) == 1 and f"{path.name}:4: datasets[0].spec" in err and expect in err, err
+
+
 def test_probe_inserts_the_datasets_real_artefact(folder):
     """A planted ink detector (any pixel with green < 60: the template's ink multiplies green by 64/255, the
     images' green is >= 90) flips every clean test image when the probe inserts the real ink, and every inked one
