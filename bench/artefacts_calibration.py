@@ -57,6 +57,9 @@ EXPLAIN = """explain:
   methods: [gradcam, attention]
   targets: [predicted]
   steps: 8
+  randomisation: false      # the sanity checks (model and data randomisation) retrain and re-explain: hours here
+  cascade: false
+  data_randomisation: false
 """
 
 
