@@ -6,7 +6,9 @@ public formula for the one that reproduces those observations on all 16 items, a
 from it. Against the formula of medattn <= 0.1 (seed, rater number, item: copied below as ``legacy_*``) the
 search finds the rater and recovers every label; against the served survey, whose permutations are keyed by
 a secret only the database holds, no candidate reproduces the observations (also not when every string the
-browser received is tried as the key).
+browser received is tried as the key). The copies are pinned to values the 0.1 code printed (commit 6fa7ddb);
+run against that commit's own server (PYTHONPATH to its src), the same browse-and-search recovers every label
+of every rater (measured for the issue 24 note).
 """
 
 from __future__ import annotations
@@ -108,6 +110,14 @@ def truth(db: Path, images: Path, number: int) -> dict[int, dict[str, int]]:
     rater = type("R", (), {"number": number})()
     order = served.order(rater)
     return {p: served.label_map(rater, order[p - 1]) for p in range(1, N_ITEMS + 1)}
+
+
+def test_the_legacy_copies_are_the_formula_of_medattn_0_1():
+    # values printed by medattn.survey.blinding at commit 6fa7ddb (before the keyed blinding)
+    assert legacy_item_order(0, 1, 16).tolist() == [11, 0, 10, 7, 4, 1, 15, 9, 3, 14, 6, 13, 8, 12, 2, 5]
+    assert legacy_item_order(3, 42, 12).tolist() == [8, 10, 3, 2, 9, 5, 11, 0, 7, 6, 1, 4]
+    assert legacy_label_to_arm(0, 7, 5, [1, 2, 3]) == {"A": 2, "B": 3, "C": 1}
+    assert legacy_label_to_arm(3, 42, 11, [4, 9, 12, 20]) == {"A": 4, "B": 20, "C": 12, "D": 9}
 
 
 def test_the_legacy_formula_is_undone_by_one_rater(made, monkeypatch: pytest.MonkeyPatch):

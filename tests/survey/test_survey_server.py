@@ -18,10 +18,12 @@ import pytest
 from sqlalchemy.pool import QueuePool
 from starlette.testclient import TestClient
 from survey_helpers import MadeSurvey, admin_login, answer, csrf_of, give_profile, invite, labels_of
+from typer.testing import CliRunner
 
 import medattn.survey.rater_routes as rater_routes
 import medattn.survey.store as store
 from medattn.survey.app import MAX_BODY, create_app
+from medattn.survey.cli import app as survey_cli
 from medattn.survey.export import FORMULA_START
 from medattn.survey.security import SECURITY_HEADERS
 
@@ -139,11 +141,20 @@ def test_numbers_are_ascii_digits_nuls_are_stripped_and_errors_carry_security_he
     assert all(TestClient(app).get("/no/such/page").headers.get(k) == v for k, v in SECURITY_HEADERS.items())
 
 
+def _number(cell: str) -> bool:
+    """Return True for a numeric cell (a negative number is data, not a formula)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _cells(text: str) -> list[str]:
     return [cell for row in csv.reader(io.StringIO(text)) for cell in row]
 
 
-def test_the_csv_export_neutralises_formula_cells(served):
+def test_the_csv_export_neutralises_formula_cells(served, survey: MadeSurvey, tmp_path):
     app, admin, raters = served
     for (client, token), comment in zip(raters, FORMULAS[:2], strict=True):
         html = client.get(f"/r/{token}/item/1").text
@@ -158,3 +169,10 @@ def test_the_csv_export_neutralises_formula_cells(served):
     assert not [c for c in cells if c.lstrip(" ").startswith(FORMULA_START)], export[:2000]
     # the text is kept, shown as text: a leading quote
     assert "'=HYPERLINK(\"http://x\",\"y\")" in cells and "'=cmd|note" in cells and "'-2+3" in cells
+    # and in every CSV that `survey analyze` writes
+    out = CliRunner().invoke(survey_cli, ["analyze", str(survey.db), "--out", str(tmp_path / "analysis")])
+    assert out.exit_code == 0, out.output
+    written = {p.name: _cells(p.read_text()) for p in (tmp_path / "analysis").glob("*.csv")}
+    assert "answers.csv" in written and "'+cmd|' /C calc'!A0" in written["answers.csv"]
+    assert not [(name, c) for name, cells in written.items() for c in cells
+                if c.lstrip(" ").startswith(FORMULA_START) and not _number(c)]
