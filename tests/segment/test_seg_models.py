@@ -18,7 +18,9 @@ VARIANTS = ["none", "gate", "canet", "transformer", "cbam"]  # cbam stands for t
 FP32, BF16 = Precision("fp32", "cpu", "test"), Precision("bf16", "cpu", "test")
 # Logits: the classifiers' whole-model tolerance (tests/attention/test_attention_bf16.py). Weight gradients: a
 # sanity bound only (a wrong dtype or a detached branch drops far below it); measured 0.96-0.999, lowest for the
-# gated variants, whose one-channel batch norm in the gate amplifies bf16 rounding at random init.
+# gated variants, whose one-channel batch norm in the gate amplifies bf16 rounding at random init. The ResNet
+# encoder's deepest map is 1/32 of the image: at 32 px a gate's batch norm there sees 2 values and the gradient
+# cosine falls to 0.36 (measured), hence 64 px (cosine 0.995).
 MODEL_REL_ERROR, GRAD_COSINE = 0.05, 0.9
 
 
@@ -31,14 +33,15 @@ def _step(model: torch.nn.Module, x: torch.Tensor, precision: Precision):
     return out.float().detach(), grad
 
 
-@pytest.mark.parametrize("attention", VARIANTS)
-def test_variant_in_bf16_is_close_to_fp32_and_keeps_the_size(attention):
+@pytest.mark.parametrize(("backbone", "attention", "size"),
+                         [("unet", a, 16) for a in VARIANTS] + [("unet_resnet18", "gate", 64)])
+def test_variant_in_bf16_is_close_to_fp32_and_keeps_the_size(backbone, attention, size):
     torch.manual_seed(0)
-    model = build_segmenter("unet", attention, image_size=16).train()
-    x = torch.randn(2, 3, 16, 16)
+    model = build_segmenter(backbone, attention, image_size=size).train()
+    x = torch.randn(2, 3, size, size)
     ref, ref_grad = _step(copy.deepcopy(model), x, FP32)
     out, grad = _step(model, x, BF16)
-    assert ref.shape == (2, 2, 16, 16)
+    assert ref.shape == (2, 2, size, size)
     assert torch.isfinite(out).all() and torch.isfinite(grad).all()
     rel = ((out - ref).norm() / ref.norm()).item()
     cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
