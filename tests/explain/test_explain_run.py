@@ -20,7 +20,7 @@ from medattn.explain import ExplainSpec, explain_study
 from medattn.explain.sample import draw_sample, read_sample, stratified_indices
 from medattn.explain.store import INDEX_COLUMNS, SCORES_COLUMNS, read_maps, read_runs
 
-FAST = dict(samples=4, device="cpu", steps=4, targets=["predicted"])
+FAST = dict(samples=4, device="cpu", steps=4, targets=["predicted"], data_randomisation_steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,9 @@ def test_store_has_the_fixed_format(explained):
     cascade = sorted(m for m in metrics if m.startswith("cascade_spearman:"))
     assert cascade == [f"cascade_spearman:{g}" for g in ("head", "layer1", "layer2", "layer3", "layer4", "stem")]
     assert scores[scores["metric"] == "cascade_spearman:head"]["seed"].unique().tolist() == [0]  # first seed only
+    data_check = scores[scores["metric"] == "data_randomisation_spearman"]
+    assert data_check["seed"].unique().tolist() == [0] and set(data_check["method"]) == {"gradcam", "attention"}
+    assert data_check["value"].dropna().between(-1, 1).all() and len(data_check) == 4 * 4  # 3 Grad-CAM, 1 attention
     summary = pd.read_csv(out / "summary.csv")
     assert {"nan", "scores", "layer", "grid", "mean", "ci_low"} <= set(summary.columns)
     settings = json.loads((out / "settings.json").read_text())
@@ -79,8 +82,10 @@ def test_store_has_the_fixed_format(explained):
 
 def test_methods_that_do_not_apply_are_notes_not_crashes(explained):
     result, _ = explained
-    se_notes = [n for n in result.notes if "resnet18+se" in n]
+    se_notes = [n for n in result.notes if "resnet18+se" in n and "data randomisation" not in n]
     assert se_notes and all("n/a" in n for n in se_notes)
+    data_notes = [n for n in result.notes if "data randomisation" in n]
+    assert len(data_notes) == 3 and all("seed 0" in n and "balanced accuracy" in n for n in data_notes)
 
 
 def test_dataset_without_masks_skips_localisation_only(tmp_path, shared_data):

@@ -27,6 +27,13 @@ def explain_command(
     randomisation: bool = typer.Option(True, help="Model-randomisation sanity check."),
     cascade: bool = typer.Option(True, help="Cascading randomisation curve, top layer down (first seed of each "
                                             "model; needs --randomisation)."),
+    data_randomisation: bool = typer.Option(True, help="Data-randomisation check: maps against those of a copy "
+                                                       "fine-tuned on permuted training labels (first seed of each "
+                                                       "model; needs --randomisation; costs "
+                                                       "--data-randomisation-steps training steps per model)."),
+    data_randomisation_steps: int = typer.Option(50, help="Adam steps (32 training images each) of the "
+                                                          "permuted-label fine-tune."),
+    data_randomisation_lr: float = typer.Option(1e-3, help="Learning rate of the permuted-label fine-tune."),
     layer: str = typer.Option("auto", help="CAM target layer: auto (the deepest stage with a grid of at least "
                                            "--min-grid) or a module name (layer3, layer2.1.conv2)."),
     upsample: str = typer.Option("bilinear", help="How CAM grids become pixels: bilinear or nearest."),
@@ -42,7 +49,9 @@ def explain_command(
 
     values = {"split": split, "samples": samples, "methods": [m.strip() for m in methods.split(",") if m.strip()],
               "runs": runs, "seed": seed, "faithfulness": faithfulness, "randomisation": randomisation,
-              "cascade": cascade, "layer": layer, "upsample": upsample, "min_grid": min_grid,
+              "cascade": cascade, "data_randomisation": data_randomisation,
+              "data_randomisation_steps": data_randomisation_steps, "data_randomisation_lr": data_randomisation_lr,
+              "layer": layer, "upsample": upsample, "min_grid": min_grid,
               "force_layer": force_layer,
               "device": device}
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from medattn.data.imageset import ImageSet
 from medattn.errors import DataError
 from medattn.explain import store
 from medattn.explain.maps import explain_model, index_table
@@ -23,6 +24,8 @@ from medattn.rundir import layout, writer
 from medattn.rundir.reader import load_run, relative_path
 
 RANDOM_SEED_OFFSET = 7919
+PERMUTED_SEED_OFFSET = 104729
+CHECK_IMAGES = 512  # training images the permuted-label model's balanced accuracy is measured on (a note)
 
 
 @dataclass
@@ -65,8 +68,8 @@ def final_runs(run_dir: Path, which: str) -> tuple[list[RunRef], pd.DataFrame, d
     return refs, data.results, data.study
 
 
-def load_samples(results: pd.DataFrame, study: dict, spec: ExplainSpec) -> dict[str, Sample]:
-    """The shared sample of every dataset, drawn from the dataset reloaded from its recorded spec string."""
+def load_datasets(results: pd.DataFrame, study: dict) -> dict[str, ImageSet]:
+    """Every dataset of the study, reloaded from its recorded spec string."""
     from medattn.data.dataset_spec import load_context, load_dataset
 
     if "dataset_spec" not in results.columns:
@@ -74,8 +77,13 @@ def load_samples(results: pd.DataFrame, study: dict, spec: ExplainSpec) -> dict[
                         "re-create it with `medattn study results SPEC`")
     ctx = load_context(study)
     specs = results.groupby("dataset", sort=False)["dataset_spec"].first()
-    return {name: draw_sample(load_dataset(str(text), ctx), spec.split, spec.samples, spec.seed)
-            for name, text in specs.items()}
+    return {name: load_dataset(str(text), ctx) for name, text in specs.items()}
+
+
+def load_samples(results: pd.DataFrame, study: dict, spec: ExplainSpec) -> dict[str, Sample]:
+    """The shared sample of every dataset, drawn from the dataset reloaded from its recorded spec string."""
+    return {name: draw_sample(data, spec.split, spec.samples, spec.seed)
+            for name, data in load_datasets(results, study).items()}
 
 
 def normalised(sample: Sample, sidecar: dict, device: torch.device) -> torch.Tensor:
@@ -107,9 +115,46 @@ def _unit_norm_scales(model: torch.nn.Module) -> None:
                     module.weight.fill_(1.0)
 
 
+def balanced_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean per-class recall of `model` on (x, labels)."""
+    with torch.no_grad():
+        predicted = model(x).argmax(1).cpu()
+    labels = labels.cpu()
+    return float(torch.stack([(predicted[labels == c] == c).float().mean() for c in labels.unique()]).mean())
+
+
+def permuted_model(model: torch.nn.Module, data: ImageSet, sidecar: dict, spec: ExplainSpec, image_size: int,
+                   device: torch.device) -> tuple[torch.nn.Module | None, str]:
+    """The run's model fine-tuned on permuted training labels (randomisation.permuted_label_model), and a note
+    with its balanced accuracy on the true training labels before and after (None without a train split)."""
+    from medattn.explain.randomisation import permuted_label_model
+    from medattn.train.augment import to_float
+
+    if "train" not in data.split_names:
+        return None, f"data randomisation skipped: {data.name} has no train split"
+    train = torch.as_tensor(data.indices("train"), dtype=torch.long)
+    mean = torch.tensor(sidecar["data"]["mean"], device=device)
+    std = torch.tensor(sidecar["data"]["std"], device=device)
+
+    def inputs(idx: torch.Tensor) -> torch.Tensor:
+        rows = train[idx].to(data.images.device)
+        return to_float(data.images[rows].to(device), mean, std, image_size)
+
+    labels = data.labels[train.to(data.labels.device)]
+    twin = permuted_label_model(model, inputs, labels, spec.data_randomisation_steps, spec.data_randomisation_lr,
+                                spec.seed + PERMUTED_SEED_OFFSET)
+    check = torch.arange(min(CHECK_IMAGES, len(train)))
+    before = balanced_accuracy(model, inputs(check), labels[check])
+    after = balanced_accuracy(twin, inputs(check), labels[check])
+    return twin, (f"data randomisation: {spec.data_randomisation_steps} Adam steps at lr "
+                  f"{spec.data_randomisation_lr:g} on permuted labels; balanced accuracy on {len(check)} training "
+                  f"images (true labels) {before:.3f} -> {after:.3f}")
+
+
 def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.device,
-                cascade: bool = False) -> tuple[Path, pd.DataFrame, list[str]]:
-    """Maps and scores of one run; writes the run's maps.npz and index.csv."""
+                cascade: bool = False, data: ImageSet | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
+    """Maps and scores of one run; writes the run's maps.npz and index.csv. With `data` (the dataset the sample
+    was drawn from) and spec.data_randomisation, the data-randomisation check runs too (first seeds only)."""
     from medattn.train.checkpoint import load_run_model
 
     model, sidecar = load_run_model(ref.path / layout.CHECKPOINT)
@@ -120,11 +165,15 @@ def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.de
     maps = torch.cat([s.maps for s in run.sets]) if run.sets else torch.zeros(0, *x.shape[-2:])
     path = store.write_maps(ref.path, maps, index)
     random_model = randomised_model(sidecar, spec.seed + RANDOM_SEED_OFFSET, device) if spec.randomisation else None
-    scores = score_run(model, random_model, ref.backbone, x, run, sample, spec, cascade)
+    twin, notes = None, list(run.notes)
+    if spec.randomisation and spec.data_randomisation and data is not None:
+        twin, note = permuted_model(model, data, sidecar, spec, int(x.shape[-1]), device)
+        notes.append(note)
+    scores = score_run(model, random_model, ref.backbone, x, run, sample, spec, cascade, permuted_model=twin)
     scores.insert(0, "seed", ref.seed)
     scores.insert(0, "model", ref.model)
     scores.insert(0, "dataset", ref.dataset)
-    return path, scores, [f"{ref.dataset}/{ref.model} seed {ref.seed}: {n}" for n in run.notes]
+    return path, scores, [f"{ref.dataset}/{ref.model} seed {ref.seed}: {n}" for n in notes]
 
 
 def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | None = None) -> ExplainResult:
@@ -134,7 +183,8 @@ def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | 
     spec = spec or ExplainSpec()
     run_dir = Path(run_dir)
     refs, results, recorded = final_runs(run_dir, spec.runs)
-    samples = load_samples(results, study if study is not None else recorded, spec)
+    datasets = load_datasets(results, study if study is not None else recorded)
+    samples = {name: draw_sample(data, spec.split, spec.samples, spec.seed) for name, data in datasets.items()}
     device = resolve_device(spec.device)
     out = store.study_dir(run_dir)
     result = ExplainResult(runs=pd.DataFrame(), scores=pd.DataFrame())
@@ -144,11 +194,13 @@ def explain_study(run_dir: Path, spec: ExplainSpec | None = None, study: dict | 
         if sample.masks is None:
             result.notes.append(f"{name}: the dataset has no lesion masks; localisation scores skipped "
                                 "(faithfulness and randomisation computed)")
-    rows, scores, cascaded = [], [], set()
+    rows, scores, seen = [], [], set()
     for ref in refs:
-        cascade = spec.randomisation and spec.cascade and (ref.dataset, ref.model) not in cascaded
-        cascaded.add((ref.dataset, ref.model))
-        maps_path, run_scores, notes = explain_one(ref, samples[ref.dataset], spec, device, cascade)
+        first = (ref.dataset, ref.model) not in seen  # the costly checks run on the first seed of each model
+        seen.add((ref.dataset, ref.model))
+        cascade = spec.randomisation and spec.cascade and first
+        maps_path, run_scores, notes = explain_one(ref, samples[ref.dataset], spec, device, cascade,
+                                                   datasets[ref.dataset] if first else None)
         result.notes += notes
         scores.append(run_scores)
         rows.append({"dataset": ref.dataset, "model": ref.model, "backbone": ref.backbone,

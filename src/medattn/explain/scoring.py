@@ -15,6 +15,10 @@ Insertion gain = insertion AUC - p(start image), the area the curve gains above 
 (blurred) image where insertion starts: models whose start prediction differs (0.47 vs 0.59 on the quickstart)
 are then compared on what the inserted pixels add. It is a difference, not a ratio, so it is defined for every
 image (a ratio by p(full) - p(start) is undefined where the blur does not change the prediction).
+
+Randomisation rows (randomisation.py): `randomisation_spearman` (maps of the same architecture with random
+weights), `data_randomisation_spearman` (maps of the model fine-tuned on permuted labels) and
+`cascade_spearman:<stage>`; all per image, the Spearman correlation with the trained model's map of that image.
 """
 
 from __future__ import annotations
@@ -129,8 +133,9 @@ def faithfulness_rows(model: nn.Module, x: torch.Tensor, sets: list[MapSet], spe
 
 
 def randomisation_rows(random_model: nn.Module, backbone: str, x: torch.Tensor, run: RunMaps, spec: ExplainSpec,
-                       ids: np.ndarray) -> list[pd.DataFrame]:
-    """Spearman correlation between each scored map and the randomised model's map for the same class."""
+                       ids: np.ndarray, metric: str = "randomisation_spearman") -> list[pd.DataFrame]:
+    """Spearman correlation between each scored map and the other model's map for the same class (a randomised
+    model: `randomisation_spearman`; the permuted-label model: `data_randomisation_spearman`)."""
     targets = {s.target: s.classes for s in run.sets if s.method in CAM_METHODS or s.layer == "input"}
     rand = spec_cam_sets(random_model, backbone, x, targets, spec)
     rand += own_attention_sets(random_model, x, run.predicted, spec.methods, spec.batch_size, spec.min_grid)[0]
@@ -139,7 +144,7 @@ def randomisation_rows(random_model: nn.Module, backbone: str, x: torch.Tensor, 
     for s in scored(run.sets):
         other = by_key.get((s.method, s.layer, s.target))
         if other is not None:
-            rows.append(_rows(ids, s.method, s.target, "randomisation_spearman",
+            rows.append(_rows(ids, s.method, s.target, metric,
                               spearman(s.maps.cpu(), other.maps.cpu()), layer=s.layer, grid=s.grid))
     return rows
 
@@ -176,14 +181,18 @@ def scored(sets: list[MapSet]) -> list[MapSet]:
 
 
 def score_run(model: nn.Module, random_model: nn.Module | None, backbone: str, x: torch.Tensor, run: RunMaps,
-              sample: Sample, spec: ExplainSpec, cascade: bool = False) -> pd.DataFrame:
-    """Every score of one run's maps, tidy (with the cascading randomisation curve when `cascade`)."""
+              sample: Sample, spec: ExplainSpec, cascade: bool = False,
+              permuted_model: nn.Module | None = None) -> pd.DataFrame:
+    """Every score of one run's maps, tidy (with the cascading randomisation curve when `cascade`, and the
+    data-randomisation check when `permuted_model`, the model fine-tuned on permuted labels, is given)."""
     sets = scored(run.sets)
     rows = localisation_rows(sets, sample, spec)
     if spec.faithfulness:
         rows += faithfulness_rows(model, x, sets, spec, sample.ids, run.predicted)
     if random_model is not None:
         rows += randomisation_rows(random_model, backbone, x, run, spec, sample.ids)
+    if permuted_model is not None:
+        rows += randomisation_rows(permuted_model, backbone, x, run, spec, sample.ids, "data_randomisation_spearman")
     if cascade:
         rows += cascade_rows(model, backbone, x, run, spec, sample.ids)
     rows = [r for r in rows if len(r)]

@@ -13,6 +13,7 @@ DEFAULT_METHODS = ("gradcam", "attention", "rollout")
 DEFAULT_STEPS = 16  # deletion / insertion steps
 DEFAULT_TOLERANCE = 1  # pointing game, pixels
 DEFAULT_TOP_FRACTION = 0.2  # top-k region for IoU
+DEFAULT_DATA_STEPS, DEFAULT_DATA_LR = 50, 1e-3  # permuted-label fine-tune (explain/randomisation.py)
 DEFAULT_MIN_GRID = 5  # layer: auto takes the deepest layer at least this many cells a side (explain/targets.py)
 
 
@@ -29,6 +30,11 @@ class ExplainSpec(Strict):
     faithfulness: bool = True  # deletion / insertion AUC
     randomisation: bool = True  # Adebayo et al. model-randomisation check
     cascade: bool = True  # cascading randomisation curve (first seed of each model; needs randomisation)
+    # Adebayo et al.'s data randomisation: a copy fine-tuned on permuted training labels (explain/randomisation.py),
+    # first seed of each model; needs randomisation; costs data_randomisation_steps training steps per model
+    data_randomisation: bool = True
+    data_randomisation_steps: int = Field(DEFAULT_DATA_STEPS, ge=1)  # Adam steps of 32 training images
+    data_randomisation_lr: float = Field(DEFAULT_DATA_LR, gt=0)
     steps: int = Field(DEFAULT_STEPS, ge=2, le=256)  # deletion / insertion steps
     baseline: Literal["blur", "mean"] = "blur"
     tolerance: int = Field(DEFAULT_TOLERANCE, ge=0)  # pointing game, pixels
