@@ -93,4 +93,4 @@ def curves_section(ctx: ReportContext, dataset: str) -> Section | None:
         slugify(f"{dataset}-training-curves"), fig,
         f"Training loss (left) and validation {metric_label(score[4:])} (right) per epoch; one line per run "
         f"({runs} runs), one colour per model. The checkpoint kept is the epoch with the best validation "
-        "balanced accuracy.")])
+        f"{'Dice' if ctx.run.study.get('task') == 'segmentation' else 'balanced accuracy'}.")])

@@ -162,7 +162,8 @@ def training_paragraph(ctx: ReportContext) -> str:
     if details:
         text += " " + ", ".join(details)
     splits = sorted(set(r["split"]) - {"val"}, key=lambda x: (x != ctx.settings.split, x))
-    text += (", keeping the checkpoint of the epoch with the best validation balanced accuracy, and evaluated on "
+    kept = "Dice" if study.get("task") == "segmentation" else "balanced accuracy"
+    text += (f", keeping the checkpoint of the epoch with the best validation {kept}, and evaluated on "
              f"the {_join(splits)} split(s). Per-class recall and confusion matrices pool the predictions of all "
              "seeds.")
     return text
