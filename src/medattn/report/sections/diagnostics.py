@@ -36,6 +36,8 @@ def pooled_predictions(ctx: ReportContext, dataset: str, split: str) -> dict[str
 
 def per_class_section(ctx: ReportContext, dataset: str) -> Section | None:
     """Return the per-class subsection: recall table and bar chart, and one confusion matrix per model."""
+    if ctx.run.study.get("task") == "segmentation":
+        return None  # per-image Dice, not class probabilities: the segmentation sections stand in for it
     split = ctx.settings.split
     pooled = pooled_predictions(ctx, dataset, split)
     if not pooled:
