@@ -117,9 +117,11 @@ def test_a_forced_coarse_layer_is_scored_and_recorded(tiny_study, tmp_path):
     shutil.copytree(tiny_study, copy)
     spec = ExplainSpec(**{**FAST, "layer": "layer3", "force_layer": True, "methods": ["gradcam"], "runs": "first-seed",
                           "randomisation": False, "faithfulness": False})
-    scores = explain_study(copy, spec).scores
-    gradcam = scores[scores["method"] == "gradcam"]
+    result = explain_study(copy, spec)
+    gradcam = result.scores[result.scores["method"] == "gradcam"]
     assert set(gradcam["layer"]) == {"layer3"} and set(gradcam["grid"]) == {2}
+    warned = [n for n in result.notes if "layer3: a 2x2 grid, coarser than min_grid 5" in n]
+    assert len(warned) == 3  # one per explained run (first seed of 3 models)
 
 
 def test_cli_unknown_method_exits_2_with_the_valid_names(tiny_study):

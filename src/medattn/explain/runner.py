@@ -166,6 +166,9 @@ def explain_one(ref: RunRef, sample: Sample, spec: ExplainSpec, device: torch.de
     path = store.write_maps(ref.path, maps, index)
     random_model = randomised_model(sidecar, spec.seed + RANDOM_SEED_OFFSET, device) if spec.randomisation else None
     twin, notes = None, list(run.notes)
+    notes += [f"{s.method} on {s.layer}: a {s.grid}x{s.grid} grid, coarser than min_grid {spec.min_grid}; its scores "
+              "measure the grid as much as the model (marked in the report)" for s in run.sets
+              if s.coarse and s.scored and s.target == spec.targets[0]]  # once per method
     if spec.randomisation and spec.data_randomisation and data is not None:
         twin, note = permuted_model(model, data, sidecar, spec, int(x.shape[-1]), device)
         notes.append(note)
