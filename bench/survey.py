@@ -12,6 +12,7 @@ than answers).
     python bench/survey.py --raters 5 --items 10 --databases sqlite    # a quick look
     python bench/survey.py --lock-seconds 10  # another process holds the SQLite write lock 10 s while one
                                               # rater posts: time a static file and another rater's page
+    python bench/survey.py --lock-seconds 10 --lock-posters 20   # ... while 20 raters post
 
 The lock benchmark sends the two GETs together 0.5 s after the blocked POST, each on its own connection.
 
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lock-seconds", type=float, default=0,
                    help="instead: another process holds the SQLite write lock this long while one rater posts; "
                         "time a static file and another rater's page")
+    p.add_argument("--lock-posters", type=int, default=1, help="with --lock-seconds: raters posting during the lock")
     return p.parse_args(argv)
 
 
@@ -96,12 +98,16 @@ def csrf(html: str) -> str:
 
 def invite(base: str, admin_token: str, n: int) -> list[str]:
     """Create ``n`` invitations through the admin pages; return the tokens."""
+    tokens: list[str] = []
     with httpx.Client(base_url=base, follow_redirects=True, timeout=120) as admin:
         admin.post("/admin/login", data={"csrf": csrf(admin.get("/admin").text), "token": admin_token})
-        page = admin.get("/admin").text
-        nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)
-        page = admin.post("/admin/invite", data={"csrf": csrf(page), "count": str(n), "nonce": nonce}).text
-    return re.findall(r'value="http://[^"]+/r/([A-Za-z0-9_-]+)"', page)
+        while len(tokens) < n:  # at most 50 links per form
+            page = admin.get("/admin").text
+            nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)
+            count = min(50, n - len(tokens))
+            page = admin.post("/admin/invite", data={"csrf": csrf(page), "count": str(count), "nonce": nonce}).text
+            tokens += re.findall(r'value="http://[^"]+/r/([A-Za-z0-9_-]+)"', page)
+    return tokens
 
 
 def rate(base: str, token: str, n_items: int, seed: int, sent: list, barrier: threading.Barrier) -> list[float]:
@@ -212,54 +218,59 @@ HOLD = "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_le
        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(float(sys.argv[2])); c.execute('COMMIT')"
 
 
-def bench_lock(work: Path, seconds: float) -> dict:
-    """Time GET /static/survey.css and another rater's item page while another process holds the write lock."""
+def bench_lock(work: Path, seconds: float, posters: int = 1) -> dict:
+    """Time GET /static/survey.css and another rater's item page while another process holds the write lock
+    and ``posters`` raters each wait on it with an answer."""
     from medattn.survey.create import create_survey
 
     run_dir = explained_run(work / "run", n_images=5, seeds=(0,))
     db, images = work / "lock.db", work / "lock.images"
     made = create_survey(run_dir, db, ["gradcam"], 5, images_dir=images)
     with serving(str(db), images, work / "lock.log") as base:
-        first, second = invite(base, made.admin_token, 2)
-        clients = [httpx.Client(base_url=base, timeout=120) for _ in range(2)]
+        *writers, reader = invite(base, made.admin_token, posters + 1)
+        clients = [httpx.Client(base_url=base, timeout=300) for _ in range(posters + 1)]
         keys = []
-        for client, token in zip(clients, (first, second), strict=False):
+        for client, token in zip(clients, [*writers, reader], strict=True):
             key = csrf(client.get(f"/r/{token}").text)
             client.post(f"/r/{token}/profile", data={"csrf": key, "specialty": "radiology", "years": "3"})
             keys.append(key)
         holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE,
                                   text=True)
         holder.stdout.readline()
-        data = {"csrf": keys[0], "best": "A", "score_A": "1", "score_B": "2", "score_C": "3"}
-        posted: dict = {}
+        posted: list[tuple[int, float]] = []
 
-        def post() -> None:
+        def post(client: httpx.Client, token: str, key: str) -> None:
+            data = {"csrf": key, "best": "A", "score_A": "1", "score_B": "2", "score_C": "3"}
             start = time.perf_counter()
-            posted["answer_status"] = clients[0].post(f"/r/{first}/item/1", data=data).status_code
-            posted["answer_s"] = time.perf_counter() - start
+            status = client.post(f"/r/{token}/item/1", data=data).status_code
+            posted.append((status, time.perf_counter() - start))
 
-        poster = threading.Thread(target=post)
-        poster.start()
+        posts = [threading.Thread(target=post, args=args) for args in zip(clients, writers, keys, strict=False)]
+        for thread in posts:
+            thread.start()
         time.sleep(0.5)
         timings: dict = {}
 
         def get(name: str, path: str) -> None:
-            with httpx.Client(base_url=base, timeout=120) as client:
+            with httpx.Client(base_url=base, timeout=300) as client:
                 start = time.perf_counter()
                 client.get(path).raise_for_status()
                 timings[name] = time.perf_counter() - start
 
         getters = [threading.Thread(target=get, args=item) for item in
-                   (("static_s", "/static/survey.css"), ("other_rater_page_s", f"/r/{second}/item/1"))]
+                   (("static_s", "/static/survey.css"), ("other_rater_page_s", f"/r/{reader}/item/1"))]
         for getter in getters:  # both sent together while the lock is held
             getter.start()
         for getter in getters:
             getter.join()
-        poster.join()
+        for thread in posts:
+            thread.join()
         holder.wait()
         for client in clients:
             client.close()
-    return {"lock_s": seconds, **timings, **posted}
+    statuses = sorted({status for status, _ in posted})
+    return {"lock_s": seconds, "posters": posters, **timings, "answer_statuses": statuses,
+            "answers_stored_within_s": max(t for _, t in posted)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.lock_seconds:
         with tempfile.TemporaryDirectory(prefix="medattn-survey-lock-") as tmp:
-            result = bench_lock(Path(tmp), args.lock_seconds)
+            result = bench_lock(Path(tmp), args.lock_seconds, args.lock_posters)
         result["load_avg"] = os.getloadavg()
         print(json.dumps(result))
         out = args.out.with_name(args.out.stem + "_lock.json")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import medattn.survey.rater_routes as rater_routes
 import medattn.survey.store as store
-from medattn.survey.app import MAX_BODY, create_app
+from medattn.survey.app import MAX_BODY, WORKER_THREADS, create_app
 from medattn.survey.cli import app as survey_cli
 from medattn.survey.export import FORMULA_START
 from medattn.survey.security import SECURITY_HEADERS
@@ -44,12 +44,12 @@ def served(survey: MadeSurvey):
     return app, admin, list(zip(clients, tokens, strict=True))
 
 
-def test_a_held_write_lock_blocks_neither_static_files_nor_other_raters_pages(served, survey: MadeSurvey):
-    app, _, [(_, first), (_, second)] = served
+def _events_under_a_held_lock(app, db, first: str, second: str) -> list[str]:
+    """Hold the write lock from another connection while ``first`` posts an answer; return what happened."""
     events: list[str] = []
     with TestClient(app) as client:  # one event loop serves every request below
         csrf = csrf_of(client.get(f"/r/{first}/item/1").text)
-        holder = sqlite3.connect(survey.db, isolation_level=None)
+        holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
         answered = threading.Thread(target=lambda: events.append(
             f"answer {answer(client, first, 1, 'A', {'A': 1, 'B': 2, 'C': 3}, csrf=csrf).status_code}"))
@@ -63,16 +63,52 @@ def test_a_held_write_lock_blocks_neither_static_files_nor_other_raters_pages(se
         events.append("lock released")
         holder.execute("COMMIT")
         answered.join(60)
-    assert events == ["static served", "r served", "lock released", "answer 200"]
+    return events
+
+
+def test_a_held_write_lock_blocks_neither_static_files_nor_other_raters_pages(served, survey: MadeSurvey):
+    app, _, [(_, first), (_, second)] = served
+    assert _events_under_a_held_lock(app, survey.db, first, second) == [
+        "static served", "r served", "lock released", "answer 200"]
+
+
+async def _worker_threads() -> int:
+    return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+
+def test_the_running_app_has_more_worker_threads_than_anyios_default(survey: MadeSurvey):
+    """Each post waiting for the lock holds a worker thread: with anyio's 40, 50 waiting posts held every page
+    and static file until the lock went (9.4 s in bench/survey.py --lock-seconds 10 --lock-posters 50)."""
+    with TestClient(create_app(survey.db, survey.created.images_dir)) as client:
+        assert client.portal.call(_worker_threads) == WORKER_THREADS > 40
+
+
+def _one_connection_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every engine the survey opens a pool of one connection that gives up after 1 s."""
+    real = store.create_engine
+    monkeypatch.setattr(store, "create_engine", lambda url, **kw: real(url, **{
+        **kw, "poolclass": QueuePool, "pool_size": 1, "max_overflow": 0, "pool_timeout": 1}))
+
+
+def test_an_answer_waiting_for_the_lock_holds_no_read_connection(survey: MadeSurvey, monkeypatch):
+    """Posts waiting for another process's lock kept their read connection: with 20 of them (bench/survey.py
+    --lock-seconds 10 --lock-posters 20) the 15 read connections were taken and another rater's page waited
+    for the lock too (9.4 s). With one read connection, the waiting post must leave it free."""
+    _one_connection_pools(monkeypatch)
+    app = create_app(survey.db, survey.created.images_dir)
+    admin = TestClient(app)
+    first, second = invite(admin, admin_login(admin, survey.created.admin_token), 2)
+    for token in (first, second):
+        give_profile(TestClient(app), token)
+    assert _events_under_a_held_lock(app, survey.db, first, second) == [
+        "static served", "r served", "lock released", "answer 200"]
 
 
 def test_no_request_holds_two_connections_of_one_pool(survey: MadeSurvey, monkeypatch: pytest.MonkeyPatch):
     """Each form post read through the request's session while its write waited for a second connection of the
     same pool: 20 raters posting at once took all 15 and waited on each other until the pool timed out (500s in
     bench/survey.py). With one connection per pool every handler must still answer."""
-    real = store.create_engine
-    monkeypatch.setattr(store, "create_engine", lambda url, **kw: real(url, **{
-        **kw, "poolclass": QueuePool, "pool_size": 1, "max_overflow": 0, "pool_timeout": 1}))
+    _one_connection_pools(monkeypatch)
     app = create_app(survey.db, survey.created.images_dir)
     admin = TestClient(app, raise_server_exceptions=False)
     csrf = admin_login(admin, survey.created.admin_token)

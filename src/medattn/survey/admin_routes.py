@@ -125,8 +125,8 @@ def admin_invite(request: Request, survey: SurveyDep, session: SessionDep,
             s.add_all(Rater(number=first + k, token_hash=hash_token(t), note=note) for k, t in enumerate(tokens))
             return True
 
+    session.rollback()  # end the read transaction: its connection is free while the write waits, reads see it
     created = retrying(save)
-    session.rollback()  # end the read transaction: its snapshot predates the write
     if not created:
         return dashboard(request, survey, session, admin, 409, error="These invitations were already created (the "
                          "form was sent twice); their links were shown once. Create new ones below if needed.")
@@ -149,6 +149,7 @@ def admin_revoke(request: Request, survey: SurveyDep, session: SessionDep,
             r = s.get(Rater, target_id)
             r.revoked_at = r.revoked_at or now
 
+    session.rollback()  # give the read connection back while the write may wait for the lock
     retrying(save)
     return RedirectResponse("/admin", status_code=303)
 

@@ -9,20 +9,27 @@ Shape (FastAPI's recommended one): routers for raters (:mod:`.rater_routes`) and
 (:mod:`.admin_routes`); dependencies for the database session, the current rater, the admin session
 and CSRF (:mod:`.deps`); ``Form(...)`` parameters; plain ``def`` handlers, which FastAPI runs in its
 thread pool, so a handler waiting for the SQLite write lock never blocks the event loop (static files
-and other raters' pages keep answering). The outermost layer (:mod:`.guard`) sets security headers on
-every response, limits bodies and checks a POST's token before its body is read; the server logs no
-token (uvicorn's access log is off, paths are logged with tokens replaced).
+and other raters' pages keep answering). A handler waiting for the lock holds one worker thread and no
+read connection (it ends its read transaction before writing), so pages starve only when every worker
+thread waits: the pool has :data:`WORKER_THREADS` threads instead of anyio's default 40 (50 raters posting
+during a 10 s lock held every page for 9.4 s with 40; bench/survey.py --lock-posters).
+
+The outermost layer (:mod:`.guard`) sets security headers on every response, limits bodies and checks a
+POST's token before its body is read; the server logs no token (uvicorn's access log is off, paths are
+logged with tokens replaced).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -53,6 +60,7 @@ __all__ = ["Refused", "Survey", "create_app", "load_survey", "redacted_path"]
 HERE = Path(__file__).parent
 ADMIN_COOKIE = "medattn_admin"
 MAX_BODY = 64 * 1024  # a full answer (26 scores, a 2,000-character comment percent-encoded) is under 20 KiB
+WORKER_THREADS = 200  # sync handlers and file reads; each waiting write holds one (they mostly sleep)
 ADMIN_IDLE = timedelta(minutes=30)
 ADMIN_ABSOLUTE = timedelta(hours=12)
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -176,12 +184,19 @@ def load_survey(db: str | Path, images_dir: Path | None = None, base_url: str = 
                   class_names=json.loads(meta.get("class_names", "[]")))
 
 
+@asynccontextmanager
+async def _threads(_app: FastAPI) -> AsyncIterator[None]:
+    """Give the server's event loop :data:`WORKER_THREADS` worker threads for the app's lifetime."""
+    to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    yield
+
+
 def create_app(db: str | Path, images_dir: Path | None = None, base_url: str = DEFAULT_BASE_URL) -> FastAPI:
     """Return the survey app serving the survey stored in ``db``; invitation links start with ``base_url``."""
     from medattn.survey import admin_routes, rater_routes
 
     survey = load_survey(db, images_dir, base_url)
-    app = FastAPI(title="medattn survey", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="medattn survey", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_threads)
     app.state.survey = survey
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

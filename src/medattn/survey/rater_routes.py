@@ -94,6 +94,7 @@ def rater_profile(request: Request, token: str, survey: SurveyDep, session: Sess
             r = s.get(Rater, rater_id)
             r.specialty, r.years, r.last_seen = specialty, number, utcnow()
 
+    session.rollback()  # give the read connection back while the write may wait for the lock
     retrying(save)
     return RedirectResponse(f"/r/{token}", status_code=303)
 
@@ -189,8 +190,10 @@ def rater_answer(request: Request, token: str, position: int, survey: SurveyDep,
                              score=score) for label, score in answer["scores"].items())
             s.get(Rater, rater_id).last_seen = utcnow()
 
+    # end the read transaction first: its connection goes back to the pool while the write may wait for the
+    # lock (else waiting posts starve other raters' pages of connections), and the reads below see the write
+    session.rollback()
     retrying(save)
-    session.rollback()  # end the read transaction: its snapshot predates the write
     nxt = next_position(survey.order(rater), answered_numbers(session, rater), after=position)
     return RedirectResponse(f"/r/{token}/done" if nxt is None else f"/r/{token}/item/{nxt}", status_code=303)
 
