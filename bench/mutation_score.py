@@ -53,6 +53,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "analysis/usage.py": ("tests/analysis/test_features_table.py", "tests/analysis/test_usage_correction.py",
                           "tests/analysis/test_usage_calibration.py", "tests/analysis/test_usage_marks.py"),
     "analysis/probes.py": ("tests/analysis/test_probes.py", "tests/analysis/test_probe_wiring.py"),
+    "analysis/scorecard.py": ("tests/analysis/test_scorecard.py",),
     "explain/localisation.py": ("tests/explain/test_localisation.py", "tests/explain/test_quantus_agreement.py",
                                 "tests/explain/test_scoring_wiring.py", "tests/explain/test_localisation_edges.py"),
     "explain/faithfulness.py": ("tests/explain/test_faithfulness.py", "tests/explain/test_quantus_agreement.py",
