@@ -114,5 +114,10 @@ def test_tiny_segmentation_study_reports_dice_comparisons(tmp_path):
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "Primary metric: dice" in report and "### Dice by lesion size" in report
     assert "### Segmentation gallery" in report and "Gallery not drawn" not in report
+    assert "lacks columns" not in report  # no classification bootstrap over segmentation prediction files
+    assert "(px)" in report and "(%)" in report.split("HD95")[0]  # surface distances in pixels, Dice in percent
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    hd95 = results.query("split == 'test' and metric == 'hd95' and model == 'unet' and stage == 'final'")["value"]
+    assert len(hd95) == 2 and f"{hd95.mean():.1f} ± {hd95.std():.1f}" in report  # pixels as they are, not x100
     pngs = sorted(p.name for p in (tmp_path / "out" / "report" / "figures").glob("*seg-gallery*.png"))
     assert pngs == ["tiny-seg-gallery-unet-gate.png", "tiny-seg-gallery-unet.png"]  # the variant and plain U-Net

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from medattn.errors import DataError, UserError
+from medattn.rundir.metrics import CLASSIFICATION_METRIC_NAMES
 from medattn.rundir.reader import RunData
 from medattn.stats import CrossDatasetResult, compare_across_datasets, compare_models, summarize
 from medattn.stats.resampling import COMPARISON_BOOTSTRAP
@@ -101,6 +102,8 @@ class ReportContext:
     def bootstrap(self, dataset: str, model: str, reference: str, split: str | None = None) -> SeedBootstrap | None:
         """Return the seed-averaged test-sample bootstrap of model - reference, None without predictions."""
         split = split or self.settings.split
+        if self.settings.primary_metric not in CLASSIFICATION_METRIC_NAMES:
+            return None  # a segmentation study's per-image comparison is the segmentation section's
         key = (dataset, model, reference, split)
         if key not in self._bootstraps:
             seeds = sorted(set(self.run.seeds(dataset, model)) & set(self.run.seeds(dataset, reference)))

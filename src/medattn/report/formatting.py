@@ -49,13 +49,15 @@ def interval_pp(low: object, high: object, digits: int = 1) -> str:
     return f"[{pp(low, digits)}, {pp(high, digits)}]"
 
 
-def mean_sd(mean: object, sd: object, digits: int = 1) -> str:
-    """Return 'mean ± sd' in percent (sd omitted when missing, e.g. for a single seed)."""
+def mean_sd(mean: object, sd: object, digits: int = 1, percent: bool = True) -> str:
+    """Return 'mean ± sd' in percent, or as they are when not `percent` (sd omitted when missing, e.g. for a
+    single seed)."""
     m = _finite(mean)
     if m is None:
         return NA
+    show = pct if percent else (lambda v, d: f"{v:.{d}f}")
     s = _finite(sd)
-    return pct(m, digits) if s is None else f"{pct(m, digits)} ± {pct(s, digits)}"
+    return show(m, digits) if s is None else f"{show(m, digits)} ± {show(s, digits)}"
 
 
 def pvalue(p: object, alpha: float | None = None) -> str:

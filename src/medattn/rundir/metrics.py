@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric: its name in results.csv, direction, whether it can select models, what it measures."""
+    """One metric: its name in results.csv, direction, whether it can select models, what it measures, and its
+    unit in reports ('%': a proportion shown in percent; 'px': a distance in pixels shown as it is)."""
 
     name: str
     higher_is_better: bool
     selectable: bool
     description: str
+    unit: str = "%"
 
 
 CLASSIFICATION_METRICS: tuple[Metric, ...] = (
@@ -32,8 +34,8 @@ CLASSIFICATION_METRICS: tuple[Metric, ...] = (
 SEGMENTATION_METRICS: tuple[Metric, ...] = (
     Metric("dice", True, False, "per-image Dice of the lesion mask, averaged over images"),
     Metric("iou", True, False, "per-image intersection over union of the lesion mask, averaged over images"),
-    Metric("hd95", False, False, "per-image 95th-percentile symmetric Hausdorff distance in pixels"),
-    Metric("asd", False, False, "per-image average symmetric surface distance in pixels"),
+    Metric("hd95", False, False, "per-image 95th-percentile symmetric Hausdorff distance in pixels", "px"),
+    Metric("asd", False, False, "per-image average symmetric surface distance in pixels", "px"),
     Metric("ece_fg", False, False, "calibration error of the pixels' lesion probability, 15 equal-width bins"),
 )
 METRICS: tuple[Metric, ...] = CLASSIFICATION_METRICS + SEGMENTATION_METRICS
@@ -42,6 +44,11 @@ METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 SELECTABLE_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.selectable)
 LOWER_IS_BETTER: frozenset[str] = frozenset({m.name for m in METRICS if not m.higher_is_better}
                                             | {"loss", "nll", "brier"})
+
+
+def metric_unit(metric: str) -> str:
+    """The unit a report shows ``metric`` in: '%' (proportions) unless the registry says otherwise."""
+    return next((m.unit for m in METRICS if m.name == metric), "%")
 
 
 def higher_is_better(metric: str) -> bool:

@@ -19,7 +19,7 @@ from medattn.report.document import FigureBlock, Paragraph, Section, Table, slug
 from medattn.report.figures import accuracy_cost_figure, pareto_front
 from medattn.report.formatting import metric_label
 from medattn.rundir.columns import COST_COLUMNS, model_role
-from medattn.rundir.metrics import METRIC_NAMES, higher_is_better
+from medattn.rundir.metrics import METRIC_NAMES, higher_is_better, metric_unit
 
 SUMMARY_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m != "accuracy")
 COST_LABELS: dict[str, str] = {
@@ -106,11 +106,12 @@ def summary_table(ctx: ReportContext, dataset: str) -> Table | None:
         cells = [model, model_role(bool(first["is_baseline"]), str(first["attention"])), str(int(m_rows["n"].max()))]
         for metric in metrics:
             hit = m_rows[m_rows["metric"] == metric]
-            text = fmt.NA if hit.empty else fmt.mean_sd(hit["mean"].iloc[0], hit["std"].iloc[0])
+            text = fmt.NA if hit.empty else fmt.mean_sd(hit["mean"].iloc[0], hit["std"].iloc[0],
+                                                         percent=metric_unit(metric) == "%")
             cells.append(f"**{text}**" if best.get(metric) == model else text)
         cells += [_speed_cell(speeds, model) if c == RUN_SPEED else _cost_cell(c, first[c]) for c in costs]
         rows.append(tuple(cells))
-    columns = ("Model", "Role", "Seeds", *(f"{metric_label(m, capital=True)} (%)" for m in metrics),
+    columns = ("Model", "Role", "Seeds", *(f"{metric_label(m, capital=True)} ({metric_unit(m)})" for m in metrics),
                *(COST_LABELS[c] for c in costs))
     return Table(
         columns=columns,
