@@ -6,10 +6,11 @@ and a map upsampled from it measures the grid's geometry, not the model (a lesio
 2 x 2 grid scores below a uniform map on pointing and IoU). `layer: auto` therefore takes the deepest stage whose
 grid is at least `min_grid` cells a side (default MIN_GRID = 5: on derm-synth masks at 40 and 64 px the mask
 itself pushed through a g x g grid keeps more than half its energy on the lesion from g = 5 on, for bilinear
-and nearest upsampling alike, while 2 x 2 keeps 0.10 against a uniform 0.095 and 4 x 4 0.38; measured with
-`bench/explain.py --grid`, docs/explanations.md). When no stage reaches it, `auto` takes the finest stage and
-marks it coarse. `layer: NAME` names any module (`layer3`, `layer2.1.conv2`); one coarser than `min_grid` is
-refused unless `force_layer` is set, and every score on it then carries a warning in the report.
+and nearest upsampling alike, while 2 x 2 keeps 0.10 against a uniform 0.095 and 4 x 4 0.38 (odd grids do better
+than even ones: derm-synth lesions sit near the centre); measured with `bench/explain_grid.py`). When no stage
+reaches it, `auto` takes the finest stage and marks it coarse. `layer: NAME` names any module (`layer3`,
+`layer2.1.conv2`); one coarser than `min_grid` is refused unless `force_layer` is set, and every score on it
+then carries a warning in the report.
 For ViT and Swin, pytorch-grad-cam's tutorial takes the first norm of the last block and turns the
 tokens back into a (B, C, h, w) grid (a *reshape transform*); the class token carries no position and
 is dropped.
