@@ -140,6 +140,10 @@ def test_cli_bad_input_is_one_line_exit_2(studies, tmp_path, capsys, monkeypatch
                                           f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")
     code, _, err = _main(["scorecard", str(tmp_path)], capsys, monkeypatch)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no dataset plants a known artefact" in err
+    (tmp_path / "results.csv").write_text("dataset,dataset_spec,model,seed,split,metric,value\n"
+                                          f"d,\"{_spec('ink', 0.9)}\",m,0,test,balanced_accuracy,0.5\n")
+    code, _, err = _main(["scorecard", str(tmp_path)], capsys, monkeypatch)  # planted, but nothing measured yet
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no detector output to score" in err
 
 
 def test_report_section_shows_the_scorecard_per_model(studies, tmp_path):

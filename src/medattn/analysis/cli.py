@@ -187,6 +187,9 @@ def scorecard_command(
 
     names = tuple(a.strip() for a in artefact.split(",") if a.strip()) if artefact else None
     flags, card = study_scorecard(run_dirs, ScorecardOptions(alpha=alpha, gap=gap, artefacts=names))
+    if flags.empty:
+        raise DataError(f"{', '.join(map(str, run_dirs))}: no detector output to score; run medattn features, "
+                        f"medattn probe or medattn explain (or evaluate a test_ood split) first")
     folder = out or (run_dirs[0] / "features" if len(run_dirs) == 1 else Path("scorecard"))
     folder.mkdir(parents=True, exist_ok=True)
     flags.to_csv(folder / FLAGS_FILE, index=False)

@@ -180,12 +180,15 @@ def run_flags(run_dir: Path, opts: ScorecardOptions = ScorecardOptions()) -> pd.
         raise DataError(f"{run_dir}: no dataset plants a known artefact; use dataset specs with shortcut=TYPES "
                         f"(or derm-synth) at a strong correlation and at shortcut_corr=0.5")
     features, explanations = run_dir / layout.FEATURES, run_dir / layout.EXPLANATIONS
-    flags = pd.concat([f for f in (
+    found = [f for f in (
         usage_flags(_csv(features / layout.USAGE), opts.alpha),
         probe_flags(_csv(features / layout.PROBES), opts.alpha),
         gap_flags(results, opts.gap),
         energy_flags(_csv(explanations / layout.EXPLAIN_SCORES), _csv(explanations / layout.EXPLAINED_RUNS),
-                     opts.alpha)) if len(f)], ignore_index=True)
+                     opts.alpha)) if len(f)]
+    if not found:  # no detector has anything to say yet (no features, probes, test_ood or explanations)
+        return pd.DataFrame(columns=FLAG_COLUMNS)
+    flags = pd.concat(found, ignore_index=True)
     flags = flags.merge(truth, on="dataset")
     flags = pd.concat([flags, contrast_flags(flags, opts.alpha)], ignore_index=True)
     keep = [opts.artefacts is None and a in arts or opts.artefacts is not None and a in opts.artefacts
