@@ -137,23 +137,10 @@ def parse_colour(text: str | None) -> tuple[int, int, int] | None:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def seed_summary(rows, column: str) -> str:
-    """'value [low, high]': the run's own interval for one seed, the t interval of the mean over several."""
-    from medattn.stats.interval import mean_t_interval
-
-    if len(rows) == 1:
-        r = rows.iloc[0]
-        return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
-    if f"{column}_seeds_low" in rows and rows[f"{column}_seeds_low"].notna().all():  # two-level bootstrap
-        mean = rows[column].mean()
-        return f"{mean:+.3f} [{rows[column + '_seeds_low'].iloc[0]:+.3f}, {rows[column + '_seeds_high'].iloc[0]:+.3f}]"
-    t = mean_t_interval(rows[column])
-    low, high = (max(t.ci_low, 0.0), min(t.ci_high, 1.0)) if column == "flip_rate" else (t.ci_low, t.ci_high)
-    return f"{t.mean:+.3f} [{low:+.3f}, {high:+.3f}]"  # a rate's t interval clipped to [0, 1]
-
-
 def print_probe_summary(table) -> None:
     """Print one row per model x probe x artefact: flip rate, mean change of P(positive), balanced-accuracy change."""
+    from medattn.analysis.probes import seed_summary
+
     if table.empty:
         console.print("nothing to probe (no run, or no test image without the artefact)")
         return

@@ -310,3 +310,18 @@ def ood_gaps(results: pd.DataFrame) -> dict[tuple, float]:
     ood = ba[ba["split"].str.startswith("test_")].groupby(["dataset", "model", "seed"])["value"].mean()
     gap = (test - ood).dropna()
     return {(d, m, int(s)): float(v) for (d, m, s), v in gap.items()}
+
+
+def seed_summary(rows, column: str) -> str:
+    """'value [low, high]': the run's own interval for one seed, the t interval of the mean over several."""
+    from medattn.stats.interval import mean_t_interval
+
+    if len(rows) == 1:
+        r = rows.iloc[0]
+        return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
+    if f"{column}_seeds_low" in rows and rows[f"{column}_seeds_low"].notna().all():  # two-level bootstrap
+        mean = rows[column].mean()
+        return f"{mean:+.3f} [{rows[column + '_seeds_low'].iloc[0]:+.3f}, {rows[column + '_seeds_high'].iloc[0]:+.3f}]"
+    t = mean_t_interval(rows[column])
+    low, high = (max(t.ci_low, 0.0), min(t.ci_high, 1.0)) if column == "flip_rate" else (t.ci_low, t.ci_high)
+    return f"{t.mean:+.3f} [{low:+.3f}, {high:+.3f}]"  # a rate's t interval clipped to [0, 1]

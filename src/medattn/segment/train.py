@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,13 @@ import torch
 from medattn.data.imageset import ImageSet
 from medattn.data.masks import require_masks
 from medattn.errors import TrainingFailed
-from medattn.rundir import layout, writer
-from medattn.rundir.reader import relative_path
+from medattn.rundir import writer
 from medattn.runtime.precision import Precision, resolve_precision
 from medattn.segment.augment import augment_pair
 from medattn.segment.losses import dice_ce_loss
 from medattn.segment.metrics import foreground_ece, segmentation_scores
 from medattn.segment.unet import SegmentationUNet, build_segmenter
 from medattn.train.augment import channel_stats
-from medattn.train.checkpoint import save_checkpoint
 from medattn.train.config import ModelConfig, TrainConfig
 from medattn.train.loop import (
     EpochCallback,
@@ -45,6 +42,7 @@ from medattn.train.loop import (
     _optimizer,
     _steps_per_epoch,
     resolve_device,
+    write_artifacts,
 )
 
 SELECT_ON = "dice"
@@ -112,7 +110,7 @@ def train_segmentation(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainC
     result = RunResult("ok", best["epoch"], len(history), metrics, history, timing, {}, hardware)
     if out_dir is not None:
         sidecar = _sidecar(data, model_cfg, train_cfg, seed, mean, std)
-        _write(out_dir, result, tables, best["state"], {**sidecar, "epoch": best["epoch"]})
+        write_artifacts(out_dir, result, tables, best["state"], {**sidecar, "epoch": best["epoch"]})
     return result
 
 
@@ -182,15 +180,3 @@ def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, see
         "data": {"name": data.name, "source": data.source, "in_chans": data.in_chans,
                  "image_size": data.image_size, "mean": mean.tolist(), "std": std.tolist()},
     }, provenance())
-
-
-def _write(out_dir: Path, result: RunResult, tables: dict[str, pd.DataFrame], state, sidecar: dict) -> None:
-    """Write weights + sidecar, per-image score tables and metrics.json (artifact paths relative to `out_dir`)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result.artifacts["checkpoint"] = str(save_checkpoint(state, out_dir / layout.CHECKPOINT, sidecar))
-    result.artifacts["config"] = str(out_dir / layout.SIDECAR)
-    for split, table in tables.items():
-        result.artifacts[layout.predictions_key(split)] = str(writer.write_predictions(out_dir, split, table))
-    result.artifacts["metrics"] = str(out_dir / layout.METRICS_JSON)
-    stored = {k: relative_path(v, out_dir) for k, v in result.artifacts.items()}
-    writer.write_metrics(out_dir, asdict(replace(result, artifacts=stored)))

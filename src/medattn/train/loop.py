@@ -174,7 +174,7 @@ def train_run(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, se
               "train_seconds": train_seconds}
     result = RunResult("ok", best["epoch"], len(history), metrics, history, timing, artifacts, run.describe(model))
     if out_dir is not None:
-        _write_artifacts(out_dir, result, predictions, best["state"], {**sidecar, "epoch": best["epoch"]})
+        write_artifacts(out_dir, result, predictions, best["state"], {**sidecar, "epoch": best["epoch"]})
     return result
 
 
@@ -295,7 +295,7 @@ def _sidecar(data: ImageSet, model_cfg: ModelConfig, train_cfg: TrainConfig, see
     }, provenance())
 
 
-def _write_artifacts(out_dir: Path, result: RunResult, predictions: dict[str, pd.DataFrame], state, sidecar) -> None:
+def write_artifacts(out_dir: Path, result: RunResult, predictions: dict[str, pd.DataFrame], state, sidecar) -> None:
     """Write weights, sidecar, predictions and metrics.json (whose artifact paths are relative to `out_dir`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result.artifacts["checkpoint"] = str(save_checkpoint(state, out_dir / layout.CHECKPOINT, sidecar))

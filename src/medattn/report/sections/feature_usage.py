@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from medattn.analysis.probes import seed_summary
 from medattn.report import formatting as fmt
 from medattn.report.context import ReportContext
 from medattn.report.document import FigureBlock, Paragraph, Section, Table
@@ -268,7 +269,7 @@ def shortcut_probe_section(ctx: ReportContext, dataset: str) -> Section | None:
     probes = probes[probes["dataset"] == dataset]
     rows = []
     for (model, probe, artefact), part in probes.groupby(["model", "probe", "artefact"], sort=False):
-        cells = [_seed_summary(part, c) for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
+        cells = [seed_summary(part, c) for c in ("flip_rate", "delta_positive_prob", "delta_balanced_accuracy")]
         rows.append((model, probe, artefact, str(len(part)), *cells, f"{part['ood_gap'].mean():+.3f}"))
     table = Table(("model", "probe", "artefact", "seeds", "flip rate", "change of P(positive)",
                    "change of balanced accuracy", "ID - OOD gap"), tuple(rows), ("l", "l", "l", *("r",) * 5),
@@ -281,19 +282,6 @@ def shortcut_probe_section(ctx: ReportContext, dataset: str) -> Section | None:
         "the sham arm inpaints artefact-shaped regions of clean images: a removal flip rate near the sham's says "
         "the artefact itself did not matter. A model that ignores the artefact flips few predictions; the "
         "balanced-accuracy gap between the in-distribution and the OOD test split is shown beside it."), table)
-
-
-def _seed_summary(part: pd.DataFrame, column: str) -> str:
-    """'value [low, high]': one seed's own interval, or the mean over seeds with its t interval."""
-    if len(part) == 1:
-        r = part.iloc[0]
-        return f"{r[column]:+.3f} [{r[column + '_low']:+.3f}, {r[column + '_high']:+.3f}]"
-    if f"{column}_seeds_low" in part and part[f"{column}_seeds_low"].notna().all():  # two-level bootstrap
-        mean = part[column].mean()
-        return f"{mean:+.3f} [{part[column + '_seeds_low'].iloc[0]:+.3f}, {part[column + '_seeds_high'].iloc[0]:+.3f}]"
-    t = mean_t_interval(part[column])
-    low, high = (max(t.ci_low, 0.0), min(t.ci_high, 1.0)) if column == "flip_rate" else (t.ci_low, t.ci_high)
-    return f"{t.mean:+.3f} [{low:+.3f}, {high:+.3f}]"  # a rate's t interval clipped to [0, 1]
 
 
 DATASET_SECTIONS.register("feature-usage", feature_usage_section, after="out-of-distribution")
