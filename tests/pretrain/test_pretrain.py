@@ -73,3 +73,26 @@ def test_micle_needs_groups_and_ssl_needs_a_run(tmp_path):
         pretrain(data, PretrainConfig(method="micle", epochs=1), 0, None)
     with pytest.raises(ModelError, match="run `medattn pretrain`"):
         build_model("resnet18", image_size=32, init_from=f"ssl:{tmp_path}")
+
+
+def test_pretrain_cli_writes_an_encoder_and_refuses_bad_options_in_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from medattn.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["medattn", "pretrain", "--data", "synthetic:derm-synth?n=20&size=32",
+                                          "--out", str(tmp_path / "ssl"), "--stem", "standard", "--epochs", "1",
+                                          "--batch-size", "4", "--precision", "fp32", *args])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        out = capsys.readouterr()
+        return exited.value.code, out.out, out.err
+
+    code, out, _ = run()
+    assert code in (0, None) and "simclr on 12 training images" in out and "init: ssl:" in out
+    assert load_file(str(tmp_path / "ssl" / "encoder.safetensors"))  # the weights init: ssl: reads
+    code, _, err = run("--temperature", "0")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--temperature" in err
+    code, _, err = run("--method", "byol")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--method" in err
