@@ -98,6 +98,22 @@ def test_summary_counts_nan_scores_per_cell():
     assert row["mean"] == pytest.approx((1.0 + 0.0) / 2) and (row["layer"], row["grid"]) == ("layer2", 5)
 
 
+def test_summary_interval_stays_in_the_metrics_range():
+    from scipy import stats
+
+    hits = [0.0] * 7 + [1.0]  # one pointing hit in 8 images: the t interval's lower bound is below 0
+    scores = pd.DataFrame({"dataset": "d", "model": "m", "seed": 0, "image_id": list("abcdefgh"), "method": "gradcam",
+                           "target": "predicted", "metric": "pointing", "value": hits, "layer": "layer2", "grid": 5})
+    low, high = stats.t.interval(0.95, 7, loc=np.mean(hits), scale=stats.sem(hits))
+    assert low < 0
+    row = metric_summary(scores).iloc[0]
+    assert row["ci_low"] == 0.0 and row["ci_high"] == pytest.approx(high)
+    gains = [-1.0] * 7 + [-0.5]  # insertion gain lives in [-1, 1]
+    low, high = stats.t.interval(0.95, 7, loc=np.mean(gains), scale=stats.sem(gains))
+    gain = metric_summary(scores.assign(metric="insertion_gain", value=gains)).iloc[0]
+    assert low < -1 and gain["ci_low"] == -1.0 and gain["ci_high"] == pytest.approx(high)
+
+
 def test_insertion_gain_is_auc_above_the_start_prediction_and_random_ranking_is_scored(resnet40):
     torch.manual_seed(1)
     x, maps, classes = torch.randn(3, 3, 40, 40), torch.rand(3, 40, 40), torch.tensor([0, 1, 0])

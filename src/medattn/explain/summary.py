@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from medattn.stats.interval import mean_t_interval
@@ -40,9 +41,16 @@ SUMMARY_COLUMNS = ("dataset", "model", "method", "target", "metric", "layer", "g
                    "nan", "mean", "ci_low", "ci_high")
 
 
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a score can take: [-1, 1] for Spearman correlations and insertion gain, [0, 1] otherwise
+    (energies, pointing hits, IoU, deletion/insertion AUCs)."""
+    return (-1.0, 1.0) if "spearman" in metric or metric == "insertion_gain" else (0.0, 1.0)
+
+
 def metric_summary(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per (dataset, model, method, target, metric): layer and grid, images with a value, seeds, scores and NaN
-    scores (image x seed rows), mean and CI over images (seed-averaged; NaN scores left out and counted)."""
+    scores (image x seed rows), mean and CI over images (seed-averaged; NaN scores left out and counted). The t
+    interval is clipped to the metric's range: on a few images a pointing rate of 0.17 gets a t bound below 0."""
     keys = ["dataset", "model", "method", "target", "metric"]
     if "layer" not in scores.columns:
         scores = scores.assign(layer="", grid=0)
@@ -55,6 +63,8 @@ def metric_summary(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     rows = []
     for key, block in per_image.groupby(keys, sort=False):
         _, mean, _, low, high = mean_t_interval(block["value"].dropna(), confidence)
+        floor, ceiling = metric_range(str(key[-1]))
+        low, high = np.clip(low, floor, ceiling), np.clip(high, floor, ceiling)  # NaN stays NaN
         rows.append({**dict(zip(keys, key, strict=True)), "layer": layers[key], "grid": int(grids[key]),
                      "images": int(block["value"].notna().sum()), "seeds": int(seeds[key]),
                      "scores": int(counts[key]), "nan": int(nans[key]), "mean": mean, "ci_low": low, "ci_high": high})
@@ -178,6 +188,7 @@ def cascade_curves(scores: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
         for position, metric in enumerate(dict.fromkeys(block["metric"])):
             per_image = block[block["metric"] == metric].groupby("image_id", sort=False)["value"].mean().dropna()
             _, mean, _, low, high = mean_t_interval(per_image, confidence)
+            low, high = np.clip(low, -1.0, 1.0), np.clip(high, -1.0, 1.0)  # a correlation's range
             rows.append({"dataset": dataset, "model": model, "method": method, "layer": str(block["layer"].iloc[0]),
                          "grid": int(block["grid"].min()), "position": position,
                          "stage": metric[len(CASCADE_PREFIX):], "images": len(per_image), "mean": mean,
