@@ -40,7 +40,8 @@ def _threads_per_test_worker() -> None:
 
 _threads_per_test_worker()
 
-SINGLE_THREAD_DIRS = {"attention", "models"}  # tiny model batches: OpenMP threads only wait on each other
+# tiny model batches: OpenMP threads only wait on each other (on a loaded machine 2 threads cost ~10x the CPU of 1)
+SINGLE_THREAD_DIRS = {"attention", "models", "explain", "segment"}
 
 
 @pytest.fixture(autouse=True, scope="module")

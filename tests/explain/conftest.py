@@ -1,4 +1,5 @@
-"""Fixtures for explanation tests: one torch thread, a tiny study of untrained checkpoints."""
+"""Fixtures for explanation tests: a tiny study of untrained checkpoints (one torch thread per module comes from
+tests/conftest.py SINGLE_THREAD_DIRS)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.rundir import checkpoint_run
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: OpenMP threads only wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
