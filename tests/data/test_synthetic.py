@@ -216,7 +216,7 @@ def test_concepts_are_visible_in_the_pixels(medium: ImageSet) -> None:
      ({"n": "ten"}, "n=ten"), ({"shortcut_corr": "1.5"}, "shortcut_corr=1.5"),
      ({"shortcut_corr": "-0.1"}, "shortcut_corr=-0.1"), ({"shortcut_corr": "nan"}, "shortcut_corr=nan"),
      ({"artefacts": "patch,sticker"}, "sticker"), ({"classes": "4"}, "classes=4"), ({"size": "8"}, "size=8"),
-     ({"seed": "-1"}, "seed=-1")],
+     ({"seed": "-1"}, "seed=-1"), ({"views": "0"}, "views=0"), ({"n": "10", "views": "3"}, "views=3")],
 )
 def test_bad_options_raise_one_line_data_error(options: dict[str, str], needle: str) -> None:
     with pytest.raises(DataError) as err:
@@ -235,3 +235,36 @@ def test_generates_ten_thousand_64px_images_with_every_artefact() -> None:
     ds = derm(n=10_000, size=64, artefacts="patch,ruler,ink")
     assert ds.images.shape == (10_000, 3, 64, 64) and ds.images.dtype == torch.uint8
     assert ds.masks is not None and ds.masks.shape == (10_000, 64, 64)
+
+
+def test_views_one_leaves_the_images_of_earlier_versions_unchanged() -> None:
+    """Labels and concept counts of seed 5 as generated before the views option existed (commit 8af8d56)."""
+    ds = derm(n=24, size=32, seed=5, artefacts="patch,ink", views=1)
+    assert ds.labels.tolist() == [0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0]
+    assert ds.concepts.sum().tolist() == [10, 6, 12, 8, 8, 13, 13, 8, 14, 12]
+    assert torch.equal(ds.images, derm(n=24, size=32, seed=5, artefacts="patch,ink").images)
+    assert list(ds.group) == [str(i) for i in range(24)]
+
+
+@pytest.fixture(scope="module")
+def viewed() -> ImageSet:
+    """20 lesions photographed 3 times each, at 64 x 64, with all artefacts as per-view nuisances."""
+    return derm(n=60, size=64, views=3, artefacts="patch,ruler,ink", shortcut_corr=0.5, seed=3)
+
+
+def test_views_of_a_lesion_share_group_label_split_and_concepts(viewed: ImageSet) -> None:
+    assert list(viewed.group) == [str(i // 3) for i in range(60)]
+    for column in [viewed.labels.numpy(), viewed.split, *(viewed.concepts[c].to_numpy() for c in CONCEPTS)]:
+        assert (column.reshape(20, 3) == column.reshape(20, 3)[:, :1]).all()
+    assert (viewed.split == "train").sum() == 3 * 12  # floor(0.60 x 20 lesions), whole lesions per split
+    nuisances = viewed.concepts[["hair", "vignette", *ARTEFACTS]].to_numpy().reshape(20, 3, -1)
+    assert (nuisances != nuisances[:, :1]).any(axis=(1, 2)).sum() >= 10  # redrawn per view, not per lesion
+
+
+def test_views_show_the_same_lesion_on_different_skin(viewed: ImageSet) -> None:
+    area = viewed.masks.sum((1, 2)).double().numpy().reshape(20, 3)
+    assert np.abs(area / area[:, :1] - 1).max() < 0.05  # the same outline, rotated (pixelisation only)
+    assert area[:, 0].max() / area[:, 0].min() > 1.4  # while lesion sizes differ between lesions
+    skin = [viewed.images[i][:, viewed.masks[i] == 0].double().median(1).values for i in range(60)]
+    gaps = [float((skin[i] - skin[i + 1]).abs().max()) for i in range(0, 60, 3)]
+    assert np.median(gaps) > 10  # skin tone and colour cast are redrawn for every view

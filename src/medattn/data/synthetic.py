@@ -1,9 +1,9 @@
 """Procedural dermoscopy-like images with known concepts, nuisances and shortcut artefacts.
 
-Spec: `synthetic:derm-synth?n=2000&size=64&seed=0&shortcut_corr=0.9&artefacts=patch&classes=2`
+Spec: `synthetic:derm-synth?n=2000&size=64&seed=0&shortcut_corr=0.9&artefacts=patch&classes=2&views=1`
 (the defaults). `n` >= 1 images, `size` in 32..512 pixels, `seed` >= 0, `shortcut_corr` in [0, 1],
 `artefacts` a comma list of patch, ruler, ink (or none), `classes` 2 (benign, malignant) or 3 (benign,
-atypical, malignant).
+atypical, malignant), `views` >= 1 images per lesion (a divisor of `n`).
 
 Every image shows skin (a random skin tone with smooth shading, redness blotches, fine texture and grain)
 and one lesion: a blob whose radius is a random Fourier series of the angle, stretched into an ellipse,
@@ -37,10 +37,20 @@ index (benign 1 - c, atypical 0.5, malignant c). In `test_ood` every artefact is
 0.5 independently of the class, so a model that learned the shortcut loses accuracy there.
 
 Splits are a random partition with the fractions in `SPLIT_FRACTIONS` (train 0.60, val 0.15, test 0.15,
-test_ood 0.10); classes are balanced overall; `group` is the image index (every lesion is unique). The
+test_ood 0.10); classes are balanced overall; `group` is the lesion index (with views=1 every image shows its
+own lesion). The
 concept table has one 0/1 column per concept, nuisance and enabled artefact. Output is a pure function of
 the options: the same seed gives byte-identical images. All per-image parameters are drawn first, then
 images are rendered in vectorised numpy chunks (no per-image Python loop), about 0.3 ms per 64 x 64 image.
+
+Several photographs of one lesion (`views=K`, for MICLe's multi-instance positives): the n / K lesions are
+drawn as above (label, split, concepts) and each is rendered K times, as images K*j .. K*j + K - 1 with group
+j. The K views share the lesion: outline, size, centre, colours, opacity, dots, streaks and network (so its
+concepts and class), seen at a fresh random rotation; everything else is drawn afresh for each view: skin
+tone, shading, redness and texture, grain, hair, vignetting, artefacts (presence and placement) and an
+illumination colour cast (a per-channel gain in 0.85..1.15 on the whole image, only when K > 1). The
+colour-zone boundary noise and the network's phase are fields in image coordinates, so they do not rotate
+with the lesion exactly. With views=1 the images are those of earlier versions, byte for byte.
 """
 
 from __future__ import annotations
@@ -75,7 +85,7 @@ NUISANCE_PROBS: dict[str, float] = {"hair": 0.30, "vignette": 0.30}
 ARTEFACTS = ("patch", "ruler", "ink")
 SPLIT_FRACTIONS: dict[str, float] = {"train": 0.60, "val": 0.15, "test": 0.15, "test_ood": 0.10}
 OOD_SPLIT = "test_ood"
-OPTIONS = {"n", "size", "seed", "shortcut_corr", "artefacts", "classes"}
+OPTIONS = {"n", "size", "seed", "shortcut_corr", "artefacts", "classes", "views"}
 MIN_SIZE, MAX_SIZE = 32, 512
 
 _CHUNK_PIXELS = 2**18  # pixels rendered at once (64 images of 64 x 64): small enough to stay in cache
@@ -86,6 +96,10 @@ _LESION_DISC = 0.35  # lesion (streaks included) stays within this fraction of `
 _CHART = np.array([[205, 40, 45], [45, 160, 70], [45, 75, 195], [235, 205, 45], [245, 245, 240],
                    [40, 185, 200], [215, 90, 180], [25, 25, 25]], dtype=np.float32)
 _Params = dict[str, np.ndarray]
+# parameters of the lesion itself, shared by its views (rotation-dependent ones are rotated in _share_lesions)
+_LESION_KEYS = ("cx", "cy", "stretch", "radius", "opacity", "zone_noise", "zone_angle", "lesion_colours",
+                "net_period", "net_on", "dots_on", "streak_table", "streak_on")
+_CAST = (0.85, 1.15)  # range of the per-channel illumination gain of a view (views > 1)
 
 
 @register_loader("synthetic")
@@ -100,20 +114,26 @@ def load_synthetic(spec: DataSpec, ctx: LoadContext) -> ImageSet:
     images = generate_derm_synth(
         n=option(spec, "n", 2000, int), size=option(spec, "size", 64, int), seed=option(spec, "seed", 0, int),
         shortcut_corr=option(spec, "shortcut_corr", 0.9, float), artefacts=_parse_artefacts(artefacts),
-        classes=option(spec, "classes", 2, int, allowed=tuple(CLASS_NAMES)), where=where)
+        classes=option(spec, "classes", 2, int, allowed=tuple(CLASS_NAMES)), views=option(spec, "views", 1, int),
+        where=where)
     images.source = str(spec)
     return images
 
 
 def generate_derm_synth(n: int = 2000, size: int = 64, seed: int = 0, shortcut_corr: float = 0.9,
-                        artefacts: tuple[str, ...] = ("patch",), classes: int = 2,
+                        artefacts: tuple[str, ...] = ("patch",), classes: int = 2, views: int = 1,
                         where: str = "derm-synth:") -> ImageSet:
-    """An ImageSet of `n` derm-synth images with lesion masks, concept table and artefact masks."""
+    """An ImageSet of `n` derm-synth images (`views` per lesion) with lesion masks, concept and artefact masks."""
     _validate(n, size, seed, shortcut_corr, artefacts, classes, where)
+    _validate_views(n, views, where)
     rng = np.random.default_rng(seed)
-    labels, split = _labels_and_splits(rng, n, classes)
+    labels, split = (np.repeat(a, views) for a in _labels_and_splits(rng, n // views, classes))
     table = _sample_table(rng, labels, split, classes, shortcut_corr, artefacts)
+    first = np.arange(n) // views * views  # each image's first view: the lesion's concepts and parameters
+    table[list(CONCEPTS)] = table[list(CONCEPTS)].to_numpy()[first]
     params = _sample_params(rng, table, size)
+    if views > 1:
+        params = _share_lesions(rng, params, first)
     images = np.empty((n, 3, size, size), dtype=np.uint8)
     masks = np.empty((n, size, size), dtype=np.uint8)
     art_masks = {a: np.empty((n, size, size), dtype=np.uint8) for a in artefacts}
@@ -129,7 +149,7 @@ def generate_derm_synth(n: int = 2000, size: int = 64, seed: int = 0, shortcut_c
             for a in artefacts:
                 art_masks[a][part] = arts[a]
     return ImageSet(name="derm-synth", images=torch.from_numpy(images), labels=torch.from_numpy(labels),
-                    split=split, class_names=list(CLASS_NAMES[classes]), group=np.arange(n).astype(str),
+                    split=split, class_names=list(CLASS_NAMES[classes]), group=(np.arange(n) // views).astype(str),
                     concepts=table, masks=torch.from_numpy(masks),
                     artefact_masks={a: torch.from_numpy(m) for a, m in art_masks.items()},
                     source="synthetic:derm-synth")
@@ -159,6 +179,26 @@ def _validate(n: int, size: int, seed: int, corr: float, artefacts: tuple[str, .
     if classes not in CLASS_NAMES:
         raise DataError(f"{where} classes={classes} not allowed; use one of "
                         f"{', '.join(map(str, CLASS_NAMES))}")
+
+
+def _validate_views(n: int, views: int, where: str) -> None:
+    """Raise a one-line DataError unless `views` is a positive divisor of `n`."""
+    if views < 1 or n % views:
+        raise DataError(f"{where} views={views} must be a positive divisor of n={n} (images per lesion)")
+
+
+def _share_lesions(rng: np.random.Generator, p: _Params, first: np.ndarray) -> _Params:
+    """Each view keeps its own nuisances and orientation but shows its first view's lesion, plus a colour cast."""
+    out = dict(p)
+    for key in _LESION_KEYS:
+        out[key] = p[key][first]
+    delta = np.arctan2(p["sin_a"], p["cos_a"]) - np.arctan2(p["sin_a"], p["cos_a"])[first]
+    c, s = np.cos(delta)[:, None], np.sin(delta)[:, None]
+    dx, dy = p["dots_xy"][first, :, 0] - p["cx"][first, None], p["dots_xy"][first, :, 1] - p["cy"][first, None]
+    out["dots_xy"] = np.stack([out["cx"][:, None] + dx * c - dy * s, out["cy"][:, None] + dx * s + dy * c], -1)
+    out["net_angle"] = p["net_angle"][first] + delta
+    out["cast"] = rng.uniform(*_CAST, (first.size, 3))
+    return {k: v if v.dtype.kind in "bi" else v.astype(np.float32) for k, v in out.items()}
 
 
 def _labels_and_splits(rng: np.random.Generator, n: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -409,6 +449,8 @@ def _render(p: _Params, grain: np.ndarray, g: _Grid,
     _draw_hair(img, p, g)
     idx = np.flatnonzero(p["vignette"])
     img[idx] *= 1 - p["vignette"][idx, None, None, None] * g.vignette
+    if "cast" in p:
+        img *= p["cast"][:, :, None, None]
     np.clip(img, 0, 255, out=img)
     return (img + 0.5).astype(np.uint8), mask, arts
 
