@@ -1,15 +1,17 @@
 """Linear probe on self-supervised (MICLe / SimCLR) vs random-init ResNet-18 features: the planted derm-synth case.
 
-Planted case: derm-synth without shortcut artefacts (`artefacts=none`), so the class shows only in the lesion's
-dermoscopic concepts. The training images are put into groups of `--group` images of the same class (as if
-each lesion had been photographed several times): MICLe's positives (two images of one group) then carry the
-class signal, plain SimCLR's (two views of one image) do not. For each seed: the encoder is pretrained on the
-training split with labels unused except through the planted groups; an L2 logistic regression (scikit-learn,
-standardised features, C=1) is fitted on the train-split features and scored (balanced accuracy) on the test
-split; the same probe runs on the random-init encoder of that seed. `--data` runs the same comparison on any
-dataset spec with a group column (e.g. HAM10000's lesion_id), without planting anything.
+Planted case: `synthetic:derm-synth?artefacts=none&shortcut_corr=0.5&views=K`, every lesion photographed K
+times (the same outline, colours, dots, streaks and network, so the same concepts and class, under a fresh
+rotation, skin tone, shading, hair, vignetting, grain and colour cast; group = lesion). The class shows only in
+the lesion's dermoscopic concepts. MICLe's positives (two photographs of one lesion) can be matched only by the
+lesion, which carries the class; SimCLR's (two augmented views of one photograph) can also be matched by the
+skin, hair and cast that the augmentation leaves. For each seed: the encoder is pretrained on the training
+split (labels unused); an L2 logistic regression (scikit-learn, standardised features, C=1) is fitted on the
+train-split features and scored (balanced accuracy) on every other split (held-out lesions; without artefacts
+val, test and test_ood are one distribution); the same probe runs on the random-init encoder of that seed.
+`--data` runs the same comparison on any dataset spec with a group column (e.g. HAM10000's lesion_id).
 
-    PYTHONPATH=src nice -n 5 python bench/pretrain_probe.py [--n 400 --size 32 --epochs 8 --seeds 3]
+    PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 5 python bench/pretrain_probe.py [--n 2000 --size 64 --views 4]
 """
 
 from __future__ import annotations
@@ -28,28 +30,21 @@ from sklearn.preprocessing import StandardScaler
 
 from medattn.data.dataset_spec import load_dataset
 from medattn.data.imageset import ImageSet
-from medattn.data.synthetic import generate_derm_synth
 from medattn.pretrain.run import PretrainConfig, encoder, features, pretrain_encoder
 
 
-def planted(n: int, size: int, group: int, seed: int = 0) -> ImageSet:
-    """derm-synth without artefacts, training images grouped `group` at a time within each class."""
-    data = generate_derm_synth(n=n, size=size, seed=seed, shortcut_corr=0.5, artefacts=())
-    rng = np.random.default_rng(seed)
-    groups = np.array([f"img{i}" for i in range(n)], dtype=object)
-    train = np.flatnonzero(data.split == "train")
-    labels = data.labels.numpy()
-    for c in np.unique(labels[train]):
-        members = rng.permutation(train[labels[train] == c])
-        groups[members] = [f"c{c}-g{k // group}" for k in range(len(members))]
-    data.group = groups.astype(str)
-    return data
+def planted(n: int, size: int, views: int, seed: int = 0) -> ImageSet:
+    """derm-synth without artefacts, `views` photographs of each lesion (group = lesion)."""
+    return load_dataset(f"synthetic:derm-synth?n={n}&size={size}&seed={seed}&shortcut_corr=0.5&artefacts=none"
+                        f"&views={views}")
 
 
 def probe(model: torch.nn.Module, data: ImageSet) -> float:
-    """Balanced accuracy on test of a logistic regression fitted on the train-split features."""
-    x_tr, x_te = features(model, data, "train"), features(model, data, "test")
-    y_tr, y_te = (data.labels[data.indices(s)].numpy() for s in ("train", "test"))
+    """Balanced accuracy on all non-train splits of a logistic regression fitted on the train-split features."""
+    held_out = [s for s in dict.fromkeys(data.split) if s != "train"]
+    x_tr, x_te = features(model, data, "train"), np.concatenate([features(model, data, s) for s in held_out])
+    y_tr = data.labels[data.indices("train")].numpy()
+    y_te = np.concatenate([data.labels[data.indices(s)].numpy() for s in held_out])
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(x_tr, y_tr)
     return float(balanced_accuracy_score(y_te, clf.predict(x_te)))
 
@@ -57,9 +52,9 @@ def probe(model: torch.nn.Module, data: ImageSet) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="a dataset spec with groups instead of the planted case")
-    ap.add_argument("--n", type=int, default=400)
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--group", type=int, default=4)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch", type=int, default=120)
     ap.add_argument("--seeds", type=int, default=3)
@@ -70,7 +65,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--out", default="bench/results/pretrain_probe.json")
     args = ap.parse_args()
-    data = load_dataset(args.data) if args.data else planted(args.n, args.size, args.group)
+    torch.set_num_threads(1)
+    data = load_dataset(args.data) if args.data else planted(args.n, args.size, args.views)
     rows = []
     for seed in range(args.seeds):
         torch.manual_seed(seed)
@@ -86,8 +82,8 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     arms = ["random", *args.methods.split(",")]
-    print(f"\n{data.source or 'planted derm-synth'}: train {len(data.indices('train'))}, test "
-          f"{len(data.indices('test'))} images, {args.epochs} epochs, seeds {args.seeds}")
+    print(f"\n{data.source}: train {len(data.indices('train'))}, held out "
+          f"{len(data.labels) - len(data.indices('train'))} images, {args.epochs} epochs, seeds {args.seeds}")
     print("| arm | " + " | ".join(f"seed {r['seed']}" for r in rows) + " | mean | sd |")
     print("|---" * (len(rows) + 3) + "|")
     for arm in arms:
