@@ -96,3 +96,13 @@ def test_pretrain_cli_writes_an_encoder_and_refuses_bad_options_in_one_line(tmp_
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--temperature" in err
     code, _, err = run("--method", "byol")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--method" in err
+
+
+def test_micle_partner_on_derm_synth_views_is_the_other_photograph_of_the_same_lesion():
+    """views=2: images 2j and 2j + 1 are the two photographs of lesion j, so each is the other's only positive."""
+    data = generate_derm_synth(n=40, size=32, views=2, artefacts=())
+    train = data.indices("train").numpy()
+    partner = train[micle_partners(data.group[train], np.random.default_rng(0))]
+    assert len(train) == 24  # floor(0.60 x 20 lesions) = 12 lesions, both photographs of each
+    assert (partner == train ^ 1).all()  # 2j <-> 2j + 1: another image, same lesion
+    assert torch.equal(data.labels[partner], data.labels[train])
