@@ -72,6 +72,21 @@ def test_study_spec_features_block_is_validated():
         parse_spec_text(SPEC.replace("FEATURES", "{epochs: [3]}"))
     with pytest.raises(SpecError, match="unknown artefact 'sticker'; valid names: patch, ruler, ink"):
         parse_spec_text(SPEC.replace("FEATURES", "{probes: [sticker]}"))
+    assert parse_spec_text(SPEC.replace("FEATURES", "{split: test_ood}")).features.split == "test_ood"
+    with pytest.raises(SpecError, match="features.split"):
+        parse_spec_text(SPEC.replace("FEATURES", "{split: train}"))  # the weights were fitted on it
+
+
+def test_the_features_block_split_reaches_the_usage_test_and_the_probes(monkeypatch, tmp_path):
+    import medattn.analysis.probes as probes
+    import medattn.analysis.usage as usage
+    from medattn.analysis.spec import FeaturesSpec, run_feature_analysis
+
+    seen = {}
+    monkeypatch.setattr(usage, "usage_table", lambda out, opts: seen.setdefault("usage", opts.split))
+    monkeypatch.setattr(probes, "probe_table", lambda out, opts: seen.setdefault("probes", opts.split))
+    run_feature_analysis(FeaturesSpec(probes=["ink"], split="test_ood"), tmp_path)
+    assert seen == {"usage": "test_ood", "probes": "test_ood"}
 
 
 def test_prediction_is_the_class_or_the_binned_positive_probability():

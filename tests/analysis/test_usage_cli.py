@@ -57,7 +57,7 @@ def test_features_writes_the_usage_table_for_best_and_saved_epochs(run_dir, feat
         assert (rows["family_size"] == len(family)).all()
         holm = multipletests(family["pvalue"], method="holm")[1]
         assert family["p_adjusted"].to_numpy() == pytest.approx(holm, rel=1e-5)  # usage.csv keeps 6 digits
-    assert (table["n"] == 45).all()  # the 15 % test split of 300 images
+    assert (table["n"] == 45).all() and (table["split"] == "test").all()  # the 15 % test split of 300 images
 
 
 def _call_main(monkeypatch, *args: str) -> int:

@@ -171,6 +171,30 @@ def test_synthetic_labels_groups_domain_concepts(tmp_path: Path) -> None:
         assert not set(ds.group[ds.split == name]) & set(ds.group[ds.split != name])
 
 
+def test_other_drop_keeps_only_the_named_classes_with_their_own_images(tmp_path: Path) -> None:
+    make_folder(tmp_path)  # labels b, a, c repeating; image s{i} has red channel 10 i
+    ds = load(tmp_path, None, **BASE, classes="a,b", other="drop")
+    kept = [i for i in range(12) if i % 3 != 2]
+    assert ds.class_names == ["a", "b"] and len(ds.labels) == 8
+    assert ds.labels.tolist() == [1, 0] * 4
+    background = ds.images[:, 0].flatten(1).median(1).values.numpy()  # 3/4 of each image; resampling blurs edges
+    np.testing.assert_allclose(background, [10 * i for i in kept], atol=3)  # neighbours differ by 10
+    assert ds.concepts.index.tolist() == [f"s{i}" for i in kept]
+
+
+def test_balance_down_cuts_the_larger_class_by_whole_groups(tmp_path: Path) -> None:
+    make_folder(tmp_path, rows={"y": ["a"] * 8 + ["b"] * 4})  # patients p0..p5 hold two images each
+    ds = load(tmp_path, None, **BASE, group="patient", balance="down")
+    assert sorted(ds.labels.tolist()) == [0] * 4 + [1] * 4
+    kept = list(ds.concepts.index)
+    assert kept[-4:] == ["s8", "s9", "s10", "s11"]  # class b, the smallest, whole and in CSV order
+    assert sorted(set(ds.group[:4])) == sorted({f"p{int(i[1:]) // 2}" for i in kept[:4]})
+    assert all((ds.group == g).sum() == 2 for g in set(ds.group))  # no lesion split by the cut
+    draws = {tuple(load(tmp_path, None, **BASE, group="patient", balance="down", seed=s).concepts.index)
+             for s in range(6)}
+    assert len(draws) > 1  # the draw follows seed=
+
+
 def test_rgb_channel_order_and_grayscale(tmp_path: Path) -> None:
     make_folder(tmp_path)
     rgb = load(tmp_path, None, **BASE)
@@ -321,6 +345,10 @@ ERRORS = [
     ({"split": "site", "val": "0.2"}, None, ["val/test/seed", "split=site"]),
     ({"val": "0.6", "test": "0.5"}, None, ["val + test < 1"]),
     ({"classes": "a,b"}, None, ["value(s) c not in classes=a,b"]),
+    ({"other": "drop"}, None, ["other=drop needs classes="]),
+    ({"classes": "x,z", "other": "drop"}, None, ["column 'y'", "no row has a label in classes=x,z"]),
+    ({"classes": "a,b", "other": "keep"}, None, ["other=keep", "error, drop"]),
+    ({"balance": "up"}, None, ["balance=up", "none, down"]),
     ({"pattern": "{name}.png"}, None, ["pattern={name}.png", "{id}"]),
     ({"fit": "zoom"}, None, ["fit=zoom", "stretch, crop, pad"]),
     ({"border": "16"}, None, ["border=16 leaves nothing of a 64x32 image", "below 16"]),

@@ -7,6 +7,9 @@
       file: extra_features.csv     # optional CSV with an id column (as `medattn features --features`)
       correction: holm             # holm | bh, across the features of one run and epoch
       probes: [patch, ruler, ink]  # artefacts to insert (empty: no probes)
+      split: test                  # the split both are measured on: val, test or test_NAME (e.g. test_ood,
+                                   # where a planted artefact is independent of the class: the usage test's
+                                   # most powerful split, every class holding images with and without it)
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class FeaturesSpec(Strict):
     permutations: int = Field(PERMUTATIONS, ge=19)
     alpha: float = Field(0.05, gt=0, lt=1)
     include_derived: bool = False
+    split: str = Field("test", pattern=r"^(val|test|test_\w+)$")
 
     @field_validator("probes")
     @classmethod
@@ -58,10 +62,11 @@ def run_feature_analysis(spec: FeaturesSpec, out_dir: Path) -> list[Path]:
 
     usage_table(out_dir, UsageOptions(epochs=spec.epochs, features_file=spec.file, id_column=spec.id_column,
                                       correction=spec.correction, permutations=spec.permutations,
-                                      alpha=spec.alpha, include_derived=spec.include_derived))
+                                      alpha=spec.alpha, include_derived=spec.include_derived,
+                                      split=spec.split))
     written = [out_dir / FEATURES_DIR / USAGE_FILE]
     if spec.probes:
-        probe_table(out_dir, ProbeOptions(artefacts=tuple(spec.probes)))
+        probe_table(out_dir, ProbeOptions(artefacts=tuple(spec.probes), split=spec.split))
         written.append(out_dir / FEATURES_DIR / PROBES_FILE)
     return written
 

@@ -279,6 +279,7 @@ def _run_rows(row, data: ImageSet, features: FeatureTable, codes: pd.DataFrame, 
         tested.insert(0, "epoch", BEST if epoch in (BEST, FINAL) else epoch)
         tested.insert(1, "epoch_label", epoch_label(epoch, best_epoch))
         tested.insert(2, "prediction", opts.prediction)
+        tested.insert(2, "split", opts.split)
         tested.insert(2, "source", tested["feature"].map(features.source))
         tested["single_label_group"] = tested["label_groups"] == 1
         parts.append(tested)

@@ -14,6 +14,10 @@ Options (defaults in brackets):
   pattern / ext     image file name: `pattern` with `{id}` (e.g. `{id}.jpg`, `{id}/img.png`) or `ext`
                     (`{id}.EXT`); neither: the file whose name is the id or the id plus an image suffix
   classes           class order `a,b,c` [sorted unique labels, numeric order for numeric labels]
+  other [error]     rows whose label is not in `classes`: error, or drop (e.g. HAM10000 melanoma vs nevus:
+                    classes=mel,nv&other=drop)
+  balance [none]    down: every class cut to the smallest class's image count, by whole groups (seeded by
+                    `seed`), before the split: a cheaper, balanced subset
   group             group column (lesion / patient): no group lands in two splits (a user split that puts
                     one in two is an error); empty cells are singleton groups (each image its own group)
   domain            site column           split             user split column (train/val/test/test_*)
@@ -61,7 +65,7 @@ CACHE_VERSION = 1
 _CHUNK = 64
 _KNOWN = {"images", "labels", "id", "label", "pattern", "ext", "classes", "group", "domain", "split",
           "val", "test", "seed", "size", "fit", "border", "channels", "masks", "mask_pattern", "name",
-          "workers"}
+          "workers", "other", "balance"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class FolderOptions:
     label_col: str
     pattern: str | None
     classes: list[str] | None
+    drop_other: bool
+    balance: str
     group_col: str | None
     domain_col: str | None
     split_col: str | None
@@ -106,6 +112,8 @@ def load_folder(spec: DataSpec, ctx: LoadContext) -> ImageSet:
     """The ImageSet of an image folder labelled by a CSV (decoded once, then loaded from the cache)."""
     opts = parse_options(spec, ctx)
     table = read_table(opts)
+    if opts.balance == "down":
+        table = undersample(table, opts)
     ids = table[opts.id_col].tolist()
     files = _resolve_files(opts, ids)
     labels, class_names = class_index(table[opts.label_col], opts.classes, _where(opts, opts.label_col))
@@ -147,6 +155,9 @@ def parse_options(spec: DataSpec, ctx: LoadContext) -> FolderOptions:
     if size < 1:
         raise DataError(f"dataset spec '{spec}': option size={size} must be a positive side length")
     classes = option(spec, "classes", None, _split_list)
+    drop_other = option(spec, "other", "error", str, ("error", "drop")) == "drop"
+    if drop_other and classes is None:
+        raise DataError(f"dataset spec '{spec}': option other=drop needs classes=A,B,... (the labels to keep)")
     border = option(spec, "border", 0, int)
     if border < 0:
         raise DataError(f"dataset spec '{spec}': option border={border} must be 0 or a positive pixel count")
@@ -157,7 +168,7 @@ def parse_options(spec: DataSpec, ctx: LoadContext) -> FolderOptions:
         labels=root / spec.options["labels"],
         id_col=option(spec, "id", "id"), label_col=option(spec, "label", "label"),
         pattern=_image_pattern(spec),
-        classes=classes,
+        classes=classes, drop_other=drop_other, balance=option(spec, "balance", "none", str, ("none", "down")),
         group_col=spec.options.get("group") or None, domain_col=spec.options.get("domain") or None,
         split_col=spec.options.get("split") or None,
         val=val, test=test, seed=option(spec, "seed", 0, int),
@@ -239,6 +250,11 @@ def read_table(opts: FolderOptions) -> pd.DataFrame:
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{opts.labels}: cannot read as CSV ({_one_line(exc)}); fix the file") from None
     _check_columns(table, opts)
+    if opts.drop_other:
+        table = table[table[opts.label_col].astype(str).isin(opts.classes)].reset_index(drop=True)
+        if table.empty:
+            raise DataError(f"{_where(opts, opts.label_col)}: no row has a label in classes="
+                            f"{','.join(opts.classes)}; fix classes=")
     return table
 
 
@@ -287,6 +303,23 @@ def class_index(values: pd.Series, classes: Sequence[str] | None, where: str) ->
         raise DataError(f"{where}: value(s) {', '.join(unknown[:5])} not in classes={','.join(classes)}; add "
                         f"them to classes= or drop those rows")
     return codes, list(classes)
+
+
+def undersample(table: pd.DataFrame, opts: FolderOptions) -> pd.DataFrame:
+    """The rows of whole groups drawn at random (seeded) per class until the next group would take the class past
+    the smallest class's image count; the smallest class is kept whole. Rows stay in CSV order."""
+    groups = _group_column(table, opts, table[opts.id_col].tolist())
+    labels = table[opts.label_col].astype(str).to_numpy()
+    target = pd.Series(labels).value_counts().min()
+    rng = np.random.default_rng(opts.seed)
+    keep = np.zeros(len(table), bool)
+    for label in sorted(set(labels)):
+        rows = np.flatnonzero(labels == label)
+        sizes = pd.Series(groups[rows]).value_counts().sort_index()
+        order = rng.permutation(sizes.index.to_numpy())
+        chosen = order[np.cumsum(sizes[order].to_numpy()) <= target]
+        keep[rows[np.isin(groups[rows], chosen)]] = True
+    return table[keep].reset_index(drop=True)
 
 
 def _text_column(table: pd.DataFrame, column: str | None) -> np.ndarray | None:

@@ -50,9 +50,11 @@ def feature_usage_section(ctx: ReportContext, dataset: str) -> Section | None:
     correction = usage["correction"].iloc[0] if "correction" in usage else "holm"
     value = "cmi_corrected_bits" if "cmi_corrected_bits" in usage else "cmi_bits"
     usage["value"] = usage[value]
+    split = ", ".join(usage["split"].astype(str).unique()) if "split" in usage else "test"
     section.add(Paragraph(
-        "Does a model's prediction depend on a feature beyond the true label? Per model, seed and feature: the "
-        "conditional G-test of H0: predicted class independent of feature given label (Reimers et al. 2020), "
+        f"Does a model's prediction depend on a feature beyond the true label? On the {split} split, per model, "
+        "seed and feature: the conditional G-test of H0: predicted class independent of feature given label "
+        "(Reimers et al. 2020), "
         "with a within-label permutation test when the table is sparse, and a 1-df Mantel (CMH) test of a "
         f"common direction; p-values corrected across the testable features of a run ({correction}). Effect "
         "size: conditional mutual information (CMI, bits) corrected for its upward bias (0 on average when the "
