@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch", type=int, default=120)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--methods", default="micle,simclr")
     ap.add_argument("--stem", default="standard")
     ap.add_argument("--precision", default="auto")
@@ -68,7 +69,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_dataset(args.data) if args.data else planted(args.n, args.size, args.views)
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         torch.manual_seed(seed)
         cfg = PretrainConfig(backbone="resnet18", stem=args.stem, epochs=args.epochs, batch_size=args.batch,
                              precision=args.precision, lr=args.lr, temperature=args.temperature)
