@@ -151,15 +151,16 @@ def test_report_section_shows_the_scorecard_per_model(studies, tmp_path):
 
     from medattn.report.sections.shortcut_scorecard import scorecard_sections
 
-    [section] = scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=studies[0])))
-    table = section.blocks[1]
+    ctx = SimpleNamespace(run=SimpleNamespace(run_dir=studies[0]), results=pd.read_csv(studies[0] / "results.csv"))
+    [section] = scorecard_sections(ctx)
+    table = section.blocks[-1]
     rows = {r[0]: r for r in table.rows}
     assert rows["usage"][1:] == ("3/3 = 1.00 [0.29, 1.00]", "1/3 = 0.33 [0.01, 0.91]", "0.125: exceeded",
                                  "3/3 = 1.00 [0.29, 1.00]")
     assert [s.title for s in section.subsections] == ["Model resnet18"]
     (tmp_path / "results.csv").write_text("dataset,dataset_spec,model,seed,split,metric,value\n"
                                           f"d,{BASE},m,0,test,balanced_accuracy,0.5\n")
-    assert scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=tmp_path))) == []
+    assert scorecard_sections(SimpleNamespace(run=SimpleNamespace(run_dir=tmp_path), results=None)) == []
 
 
 def test_probe_against_the_controls_is_a_t_prediction_interval(studies):
@@ -174,3 +175,21 @@ def test_probe_against_the_controls_is_a_t_prediction_interval(studies):
     t1 = (0.01 - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1.5))
     assert got.loc[("control", 1), "p"] == pytest.approx(2 * stats.t.sf(t1, 1), rel=1e-9)
     assert got.loc[("control", 0), "p"] == pytest.approx(1.0)
+
+
+def test_answer_table_gives_seed_intervals_and_the_attention_difference_paired_by_seed():
+    from medattn.report.sections.shortcut_scorecard import answer_table
+
+    rows = []
+    for role, plain, variant in (("shortcut", [0.1, 0.2, 0.3], [0.2, 0.2, 0.5]), ("control", [0.0, 0.0, 0.0],
+                                                                               [0.01, 0.03, 0.02])):
+        for model, values in (("a", plain), ("a+x", variant)):
+            rows += [{"model": model, "seed": s, "role": role, "detector": "insert_probe", "value": v}
+                     for s, v in enumerate(values)]
+    table = answer_table(pd.DataFrame(rows), {"a+x": "a"})
+    # by hand: mean 0.2, sd 0.1, half width t(0.975, 2) 4.3027 x 0.1 / sqrt(3) = 0.2484
+    assert table.rows[0] == ("a", "+0.200 [-0.048, +0.448]", "+0.000 [+0.000, +0.000]")
+    # a+x - a by seed: 0.1, 0.0, 0.2 at the shortcut (mean 0.1, sd 0.1); 0.01, 0.03, 0.02 at the control
+    assert table.rows[2] == ("a+x - a", "+0.100 [-0.148, +0.348]", "+0.020 [-0.005, +0.045]")
+    assert table.columns == ("model", "insertion: change of P(positive) at the shortcut",
+                            "insertion: change of P(positive) at the control")

@@ -279,8 +279,9 @@ def shortcut_probe_section(ctx: ReportContext, dataset: str) -> Section | None:
                           "images otherwise]; several seeds: mean [95% two-level bootstrap over seeds and the "
                           "shared images; t interval over seeds for balanced accuracy]")
     return Section("Shortcut probes").add(Paragraph(
-        "An artefact drawn with derm-synth's renderer is inserted into test images that lack it (insert), or "
-        "filled in from its surroundings where artefact masks exist (remove). Inpainting alone changes images, so "
+        "An artefact (drawn by derm-synth's renderer; for a `shortcut=` dataset a real template pasted by its "
+        "placement rules) is inserted into test images that lack it (insert), or filled in from its surroundings "
+        "where artefact masks exist (remove). Inpainting alone changes images, so "
         "the sham arm inpaints artefact-shaped regions of clean images: a removal flip rate near the sham's says "
         "the artefact itself did not matter. A model that ignores the artefact flips few predictions; the "
         "balanced-accuracy gap between the in-distribution and the OOD test split is shown beside it."), table)

@@ -1,6 +1,8 @@
 """Report section "Shortcut detector scorecard": where a study's datasets plant a known artefact (real artefacts
 via `shortcut=`, or derm-synth) at a strong correlation and at 0.5, how often each detector flags the runs of
-each (detection rate, false-alarm rate), with exact intervals, overall and per model.
+each (detection rate, false-alarm rate), with exact intervals, overall and per model; before them the study's
+answer: per model, the insertion probe's change of P(positive) and the ID - OOD gap at each correlation (t
+intervals over seeds), and per attention variant its difference to the plain backbone, paired by seed.
 
 The numbers are `medattn.analysis.scorecard` (the same as `medattn scorecard RUN_DIR`, which also writes them as
 CSV and pools several studies). Nothing is shown for a study without such datasets.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from medattn.analysis.scorecard import ScorecardOptions, run_flags, scorecard
 from medattn.errors import DataError
@@ -43,6 +46,50 @@ def scorecard_table(card: pd.DataFrame, caption: str) -> Table:
                  caption)
 
 
+def _mean_ci(values: np.ndarray) -> str:
+    """'mean [95 % t interval over seeds]' ('mean (1 seed)' for one value)."""
+    values = values[~np.isnan(values)]
+    if values.size < 2:
+        return "-" if not values.size else f"{values[0]:+.3f} (1 seed)"
+    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+    return f"{values.mean():+.3f} [{values.mean() - half:+.3f}, {values.mean() + half:+.3f}]"
+
+
+def _per_seed(flags: pd.DataFrame, detector: str) -> pd.Series:
+    """A detector's value per (role, model, seed), mean over its artefacts."""
+    part = flags[flags["detector"] == detector]
+    return part.groupby(["role", "model", "seed"])["value"].mean()
+
+
+ANSWER_MEASURES = {"insert_probe": "insertion: change of P(positive)", "ood_gap": "ID - OOD gap"}
+ROLES = ("shortcut", "control")
+
+
+def answer_table(flags: pd.DataFrame, references: dict[str, str]) -> Table | None:
+    """Per model (and per attention variant minus its plain backbone, paired by seed): the insertion probe's change
+    of P(positive) and the ID - OOD gap at the shortcut and at the control, mean [95 % t interval over seeds]."""
+    measures = {d: _per_seed(flags, d) for d in ANSWER_MEASURES if (flags["detector"] == d).any()}
+    if not measures:
+        return None
+    rows = []
+    for model in sorted(flags["model"].unique()):
+        ref = references.get(model)
+        for label, minus in ((model, None), *([(f"{model} - {ref}", ref)] if ref else [])):
+            cells = []
+            for values in measures.values():
+                for role in ROLES:
+                    own = values.get((role, model), pd.Series(dtype=float))
+                    if minus is not None:
+                        own = (own - values.get((role, minus), pd.Series(dtype=float))).dropna()
+                    cells.append(_mean_ci(own.to_numpy(float)))
+            rows.append((label, *cells))
+    header = [f"{ANSWER_MEASURES[d]} at the {role}" for d in measures for role in ROLES]
+    return Table(("model", *header), tuple(rows), ("l", *("r",) * len(header)),
+                 "mean [95 % t interval over seeds]; 'A - B': attention variant minus its plain backbone, paired by "
+                 "seed. An interval of the variant's difference that covers 0 says attention did not detectably "
+                 "change how much the model relies on the artefact.")
+
+
 def scorecard_sections(ctx: ReportContext) -> list[Section]:
     """The scorecard section (empty when no dataset of the study plants a known artefact)."""
     opts = ScorecardOptions()
@@ -68,6 +115,18 @@ def scorecard_sections(ctx: ReportContext) -> list[Section]:
         f"2 Monte-Carlo standard errors. The last column counts only the shortcut runs whose ID - OOD gap "
         f"shows they learned the shortcut. `medattn scorecard RUN_DIR...` writes these tables as CSV and pools "
         f"studies."))
+    results = ctx.results
+    references = ({} if "reference" not in results else
+                  results.dropna(subset=["reference"]).drop_duplicates("model").set_index("model")["reference"]
+                  .astype(str).to_dict())
+    answer = answer_table(flags, references)
+    if answer is not None:
+        section.add(Paragraph(
+            "Does the model use the artefact, and does attention change that? The insertion probe's change of "
+            "P(positive) where the artefact is pasted in, and the ID - OOD gap, where the artefact goes with the "
+            "class (shortcut) and where it does not (control): a model that uses the artefact shows both at the "
+            "shortcut and neither at the control."))
+        section.add(answer)
     section.add(scorecard_table(scorecard(flags, opts.alpha), "All models and seeds"))
     for model, part in flags.groupby("model", sort=True):
         section.subsections.append(Section(f"Model {model}", [scorecard_table(scorecard(part, opts.alpha),
