@@ -35,9 +35,11 @@ def _study(root: Path, kind: str, control_usage_p: tuple[float, float, float]) -
             res += [{**key, "dataset_spec": _spec(kind, corr), "stage": "final", "split": s,
                      "metric": "balanced_accuracy", "value": v} for s, v in (("test", 0.70), ("test_ood", ood))]
             p = 0.001 if ds == "strong" else control_usage_p[seed]
-            usage += [{**key, "epoch": "best", "feature": kind, "p_adjusted": p},
-                      {**key, "epoch": 2, "feature": kind, "p_adjusted": 0.001},  # not the kept weights
-                      {**key, "epoch": "best", "feature": "age", "p_adjusted": 0.001}]  # not planted
+            # the report's p_adjusted corrects across all 9 features of a run; the scorecard reads the
+            # artefact's own p (one question per planted artefact, as for the probes)
+            usage += [{**key, "epoch": "best", "feature": kind, "pvalue": p, "p_adjusted": min(1.0, 9 * p)},
+                      {**key, "epoch": 2, "feature": kind, "pvalue": 0.001, "p_adjusted": 0.001},  # not kept
+                      {**key, "epoch": "best", "feature": "age", "pvalue": 0.001, "p_adjusted": 0.001}]  # not planted
             strong = ds == "strong"
             c = (0.0, 0.01, -0.01)[seed]  # the control's insertion effects
             probes += [{**key, "probe": "insert", "artefact": kind, "delta_positive_prob": 0.05 if strong else c,

@@ -8,7 +8,9 @@ class); any other correlation is a *shortcut*. Per run (dataset x model x seed) 
 "uses the artefact" or not:
 
   usage          features/usage.csv: the artefact's presence column at the kept weights (epoch best/final), its
-                 corrected p-value (`p_adjusted`, the family of the run's features) < alpha
+                 p-value (`pvalue`), Holm across the planted artefacts of the run (one question per planted
+                 artefact, as for the probes; the report's feature-usage table corrects across every feature of
+                 the run, metadata included, which asks a wider question) < alpha
   insert_probe   features/probes.csv, probe insert: two-sided p < alpha for "the mean change of P(positive class)
                  is 0", from the 95 % percentile-bootstrap interval the probe table stores, read as a normal
                  interval (se = width / 3.92); Holm across the artefacts probed in the run
@@ -100,11 +102,12 @@ def _empty() -> pd.DataFrame:
 
 
 def usage_flags(usage: pd.DataFrame | None, alpha: float) -> pd.DataFrame:
-    """Per run and feature at the kept weights: corrected p of the usage test, flagged below alpha."""
-    if usage is None or not {"feature", "p_adjusted"} <= set(usage):
+    """Per run and feature at the kept weights: the usage test's own p (Holm across the planted artefacts is
+    applied in `run_flags`, which knows them), flagged below alpha."""
+    if usage is None or not {"feature", "pvalue"} <= set(usage):
         return _empty()
     rows = usage[usage["epoch"].astype(str).isin(["best", "final"])] if "epoch" in usage else usage
-    p = rows["p_adjusted"].astype(float)
+    p = rows["pvalue"].astype(float)
     return pd.DataFrame({"dataset": rows["dataset"], "model": rows["model"], "seed": rows["seed"],
                          "artefact": rows["feature"], "detector": "usage",
                          "value": rows.get("cmi_corrected_bits", p), "p": p, "flagged": p < alpha})
@@ -193,7 +196,12 @@ def run_flags(run_dir: Path, opts: ScorecardOptions = ScorecardOptions()) -> pd.
     flags = pd.concat([flags, contrast_flags(flags, opts.alpha)], ignore_index=True)
     keep = [opts.artefacts is None and a in arts or opts.artefacts is not None and a in opts.artefacts
             for a, arts in zip(flags["artefact"], flags["artefacts"], strict=True)]
-    flags = flags[np.asarray(keep, bool) | (flags["artefact"] == "*")]
+    flags = flags[np.asarray(keep, bool) | (flags["artefact"] == "*")].reset_index(drop=True)
+    usage = (flags["detector"] == "usage").to_numpy()
+    if usage.any():
+        run = flags.loc[usage, ["dataset", "model", "seed"]].astype(str).agg("|".join, axis=1)
+        flags.loc[usage, "p"] = holm_grouped(flags.loc[usage, "p"].astype(float), run)[0]
+        flags.loc[usage, "flagged"] = flags.loc[usage, "p"].astype(float) < opts.alpha
     flags = flags.assign(flagged=flags["flagged"].astype(bool), seed=flags["seed"].astype(int))
     return flags[FLAG_COLUMNS].reset_index(drop=True)
 

@@ -104,7 +104,8 @@ def scorecard_sections(ctx: ReportContext) -> list[Section]:
     described = ", ".join(f"{d} ({r['role']}, correlation {r['corr']:g})" for d, r in roles.iterrows())
     section.add(Paragraph(
         f"The datasets plant a known artefact: {described}. A run is flagged by a detector when it says the model "
-        f"uses the artefact: the usage test of the artefact's presence column (corrected p < {opts.alpha}), the "
+        f"uses the artefact: the usage test of the artefact's presence column (p < {opts.alpha}, Holm across the "
+        f"planted artefacts of the run, not across the metadata features of the usage table), the "
         f"insertion and removal probes (p < {opts.alpha} for a zero change of P(positive), read from the probe's "
         f"bootstrap interval; `*_vs_control`: the probe's effect against the control runs' effects, a t prediction "
         f"interval, since a model trained without the shortcut may respond to the artefact too), the ID - OOD "
