@@ -65,8 +65,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--out", default="bench/results/pretrain_probe.json")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the measured runs shared the CPU)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     data = load_dataset(args.data) if args.data else planted(args.n, args.size, args.views)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

@@ -195,3 +195,17 @@ def test_answer_table_gives_seed_intervals_and_the_attention_difference_paired_b
     assert table.rows[2] == ("a+x - a", "+0.100 [-0.148, +0.348]", "+0.020 [-0.005, +0.045]")
     assert table.columns == ("model", "insertion: change of P(positive) at the shortcut",
                             "insertion: change of P(positive) at the control")
+
+
+def test_usage_is_holm_corrected_across_the_planted_artefacts_of_a_run_only(tmp_path):
+    key = {"dataset": "strong", "model": "m", "seed": 0}
+    pd.DataFrame([{**key, "dataset_spec": _spec("ink,ruler", 0.9), "split": "test", "metric": "balanced_accuracy",
+                   "value": 0.7}]).to_csv(tmp_path / "results.csv", index=False)
+    (tmp_path / "features").mkdir()
+    pd.DataFrame([{**key, "epoch": "best", "feature": f, "pvalue": p, "p_adjusted": 1.0}
+                  for f, p in (("ink", 0.004), ("ruler", 0.006), ("age", 0.5), ("sex", 0.5))]).to_csv(
+        tmp_path / "features" / "usage.csv", index=False)
+    flags = run_flags(tmp_path, ScorecardOptions(alpha=0.01)).set_index("artefact")
+    # Holm over the two planted artefacts only (age and sex are not planted): 0.004 x 2, max(0.006 x 1, 0.008)
+    assert flags.loc["ink", "p"] == pytest.approx(0.008) and flags.loc["ruler", "p"] == pytest.approx(0.008)
+    assert flags["flagged"].all()  # Holm over all four features: 0.004 x 4 = 0.016, not flagged; raw p: not 0.008

@@ -101,16 +101,16 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame(columns=["dataset", "model", "seed", "artefact", "detector", "value", "p", "flagged"])
 
 
-def usage_flags(usage: pd.DataFrame | None, alpha: float) -> pd.DataFrame:
-    """Per run and feature at the kept weights: the usage test's own p (Holm across the planted artefacts is
-    applied in `run_flags`, which knows them), flagged below alpha."""
+def usage_flags(usage: pd.DataFrame | None) -> pd.DataFrame:
+    """Per run and feature at the kept weights: the usage test's own p. Not flagged yet: `run_flags`, which knows
+    the planted artefacts, applies Holm across them and flags."""
     if usage is None or not {"feature", "pvalue"} <= set(usage):
         return _empty()
     rows = usage[usage["epoch"].astype(str).isin(["best", "final"])] if "epoch" in usage else usage
     p = rows["pvalue"].astype(float)
     return pd.DataFrame({"dataset": rows["dataset"], "model": rows["model"], "seed": rows["seed"],
                          "artefact": rows["feature"], "detector": "usage",
-                         "value": rows.get("cmi_corrected_bits", p), "p": p, "flagged": p < alpha})
+                         "value": rows.get("cmi_corrected_bits", p), "p": p, "flagged": False})
 
 
 def probe_flags(probes: pd.DataFrame | None, alpha: float) -> pd.DataFrame:
@@ -184,7 +184,7 @@ def run_flags(run_dir: Path, opts: ScorecardOptions = ScorecardOptions()) -> pd.
                         f"(or derm-synth) at a strong correlation and at shortcut_corr=0.5")
     features, explanations = run_dir / layout.FEATURES, run_dir / layout.EXPLANATIONS
     found = [f for f in (
-        usage_flags(_csv(features / layout.USAGE), opts.alpha),
+        usage_flags(_csv(features / layout.USAGE)),
         probe_flags(_csv(features / layout.PROBES), opts.alpha),
         gap_flags(results, opts.gap),
         energy_flags(_csv(explanations / layout.EXPLAIN_SCORES), _csv(explanations / layout.EXPLAINED_RUNS),

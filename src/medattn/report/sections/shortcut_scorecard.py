@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from medattn.analysis.scorecard import ScorecardOptions, run_flags, scorecard
 from medattn.errors import DataError
 from medattn.report.context import ReportContext
 from medattn.report.document import Paragraph, Section, Table
 from medattn.report.registry import REPORT_SECTIONS
+from medattn.stats.interval import mean_t_interval
 
 
 def _cell(row: dict, label: str) -> str:
@@ -48,11 +48,10 @@ def scorecard_table(card: pd.DataFrame, caption: str) -> Table:
 
 def _mean_ci(values: np.ndarray) -> str:
     """'mean [95 % t interval over seeds]' ('mean (1 seed)' for one value)."""
-    values = values[~np.isnan(values)]
-    if values.size < 2:
-        return "-" if not values.size else f"{values[0]:+.3f} (1 seed)"
-    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return f"{values.mean():+.3f} [{values.mean() - half:+.3f}, {values.mean() + half:+.3f}]"
+    m = mean_t_interval(values)
+    if m.n < 2:
+        return "-" if not m.n else f"{m.mean:+.3f} (1 seed)"
+    return f"{m.mean:+.3f} [{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
 
 
 def _per_seed(flags: pd.DataFrame, detector: str) -> pd.Series:
