@@ -54,3 +54,17 @@ def test_piater_spec_pairs_each_self_attention_with_its_plain_backbone(tmp_path:
                      "efficientnet_b0": None, "efficientnet_b0+global": "efficientnet_b0",
                      "efficientnet_b0+local": "efficientnet_b0"}
     assert plan.spec.selection_metric == "balanced_accuracy" and "group=lesion_id" in plan.datasets[0].spec
+
+
+def test_piater_2core_spec_keeps_the_question_and_a_self_attention_sized_last_stage(tmp_path: Path) -> None:
+    """The cut spec still pairs global and local self-attention with plain ResNet-18 on lesion-grouped data, at a
+    stem that leaves self-attention a 4 x 4 last stage at 64 px (64 / 16), not 2 x 2."""
+    plan = make_plan(load_spec(next(p for p in EXAMPLES if p.name == "piater2024-ham10000-2core.yaml")),
+                     out_dir=tmp_path)
+    assert {m.name: m.reference for m in plan.models} == {"resnet18": None, "resnet18+global": "resnet18",
+                                                         "resnet18+local": "resnet18"}
+    assert {m.config.attention for m in plan.models} == {"none", "mhsa", "local"}
+    assert {m.config.stem for m in plan.models} == {"s2"}
+    data = parse_spec(plan.datasets[0].spec)
+    assert data.options["size"] == "64" and data.options["group"] == "lesion_id"
+    assert plan.spec.selection_metric == "balanced_accuracy"
