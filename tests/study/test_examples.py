@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from medattn.data.dataset_spec import parse_spec
+from medattn.models.build import build_model
 from medattn.study.plan import check_model, make_plan
 from medattn.study.spec import load_spec
 
@@ -64,7 +65,11 @@ def test_piater_2core_spec_keeps_the_question_and_a_self_attention_sized_last_st
     assert {m.name: m.reference for m in plan.models} == {"resnet18": None, "resnet18+global": "resnet18",
                                                          "resnet18+local": "resnet18"}
     assert {m.config.attention for m in plan.models} == {"none", "mhsa", "local"}
-    assert {m.config.stem for m in plan.models} == {"s2"}
     data = parse_spec(plan.datasets[0].spec)
     assert data.options["size"] == "64" and data.options["group"] == "lesion_id"
+    with torch.device("meta"):  # shapes only
+        for model in plan.models:
+            cfg = model.config
+            net = build_model(cfg.backbone, cfg.attention, num_classes=7, image_size=64, stem=cfg.stem)
+            assert net.forward_features(torch.empty(1, 3, 64, 64)).shape[-2:] == (4, 4), model.name
     assert plan.spec.selection_metric == "balanced_accuracy"
